@@ -184,9 +184,7 @@ def servers() -> Servers:
 
 
 @pytest.fixture
-def make_backend(
-    servers: Servers, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Callable[[str], Backend]]:
+def make_backend(servers: Servers, tmp_path: Path) -> Iterator[Callable[[str], Backend]]:
     """Return a factory of fresh empty databases; each is dropped at the end of the test."""
     created: list[tuple[str, str]] = []
 
@@ -198,7 +196,7 @@ def make_backend(
             servers.create(engine, name)
             created.append((engine, name))
             return Backend(engine, server_url(engine, name), name)
-        path = tmp_path_factory.mktemp(engine) / f"db.{engine}"
+        path = tmp_path / f"{engine}_{secrets.token_hex(4)}.{engine}"
         return Backend(engine, f"{engine}:///{path}", str(path))
 
     yield make

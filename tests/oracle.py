@@ -202,6 +202,7 @@ _DATETIME = re.compile(
     r"^\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:?\d{2})?$"
 )
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_TIME = re.compile(r"^([01]\d|2[0-3]):[0-5]\d:[0-5]\d(\.\d{1,6})?$")
 
 
 def normalise(value: Any) -> Any:
@@ -211,7 +212,9 @@ def normalise(value: Any) -> Any:
       repr), so NUMERIC 9.90, REAL 9.9 and Decimal('9.9') agree; bool becomes 0/1;
     - datetimes: aware ones move to UTC and drop the zone; ISO text (SQLite stores timestamps
       as text) is parsed, the same way on both sides of a comparison;
-    - bytes, bytearray, memoryview become bytes; UUID becomes lower-case text;
+    - times: PyMySQL's TIME (a timedelta) and ISO text become `time`;
+    - bytes, bytearray, memoryview become bytes; UUID becomes lower-case text; a set (a MariaDB
+      SET, where the driver decodes it) becomes its sorted comma-separated text;
     - JSON: dicts, lists (PostgreSQL arrays, DuckDB lists) and text that parses as a JSON
       object or array become canonical JSON text;
     - text loses trailing spaces (PostgreSQL pads CHAR(n), MariaDB trims it).
@@ -224,7 +227,9 @@ def normalise(value: Any) -> Any:
         return _number(value)
     if isinstance(value, datetime):
         return _naive_utc(value)
-    if isinstance(value, date | time | timedelta):
+    if isinstance(value, timedelta):
+        return _time_of_day(value)
+    if isinstance(value, date | time):
         return value
     if isinstance(value, bytearray | memoryview):
         return bytes(value)
@@ -232,6 +237,8 @@ def normalise(value: Any) -> Any:
         return str(value)
     if isinstance(value, dict | list | tuple):
         return _canonical_json(value)
+    if isinstance(value, set | frozenset):
+        return ",".join(sorted(map(str, value)))
     if isinstance(value, str):
         return _text(value)
     return value
@@ -246,6 +253,13 @@ def _number(value: int | float | Decimal) -> int | Decimal:
     return int(dec) if dec == dec.to_integral_value() else dec.normalize()
 
 
+def _time_of_day(value: timedelta) -> time | timedelta:
+    """Turn PyMySQL's TIME (a timedelta) into the `time` other drivers return, when in range."""
+    if timedelta(0) <= value < timedelta(days=1):
+        return (datetime.min + value).time()
+    return value
+
+
 def _naive_utc(value: datetime) -> datetime:
     if value.tzinfo is None:
         return value
@@ -258,6 +272,8 @@ def _text(value: str) -> Any:
             return _naive_utc(datetime.fromisoformat(value.replace("Z", "+00:00")))
         except ValueError:
             return value
+    if _TIME.match(value):
+        return time.fromisoformat(value)
     if _DATE.match(value):
         try:
             return date.fromisoformat(value)
