@@ -20,6 +20,8 @@ from functools import partial
 from typing import Any, NamedTuple, Protocol
 
 Row = dict[str, Any]
+# DuckDB lists the objects of every attached database: keep the file's own default schema.
+_DUCKDB_MAIN = "database_name = current_database() AND schema_name = 'main'"
 
 
 class Database(Protocol):
@@ -66,7 +68,7 @@ def tables(db: Database) -> list[str]:
             "WHERE table_schema = DATABASE() AND table_type = 'BASE TABLE'"
         )
     else:
-        sql = "SELECT table_name FROM duckdb_tables() WHERE schema_name = 'main'"
+        sql = f"SELECT table_name FROM duckdb_tables() WHERE {_DUCKDB_MAIN}"
     return sorted(r[0] for r in db.query(sql))
 
 
@@ -88,7 +90,7 @@ def columns(db: Database, table: str) -> list[str]:
         )
     else:
         sql = (
-            "SELECT column_name FROM duckdb_columns() WHERE schema_name = 'main' "
+            f"SELECT column_name FROM duckdb_columns() WHERE {_DUCKDB_MAIN} "
             "AND table_name = ? ORDER BY column_index"
         )
     return [r[0] for r in db.query(sql, (table,))]
@@ -117,7 +119,7 @@ def primary_key(db: Database, table: str) -> list[str]:
         )
         return [r[0] for r in db.query(sql, (table,))]
     sql = (
-        "SELECT constraint_column_names FROM duckdb_constraints() WHERE schema_name = 'main' "
+        f"SELECT constraint_column_names FROM duckdb_constraints() WHERE {_DUCKDB_MAIN} "
         "AND table_name = ? AND constraint_type = 'PRIMARY KEY'"
     )
     found = db.query(sql, (table,))
@@ -155,7 +157,7 @@ def foreign_keys(db: Database) -> list[FK]:
         return sorted(_group_fks(found))
     sql = (
         "SELECT table_name, constraint_column_names, referenced_table, referenced_column_names "
-        "FROM duckdb_constraints() WHERE schema_name = 'main' AND constraint_type = 'FOREIGN KEY'"
+        f"FROM duckdb_constraints() WHERE {_DUCKDB_MAIN} AND constraint_type = 'FOREIGN KEY'"
     )
     return sorted(FK(r[0], tuple(r[1]), r[2], tuple(r[3])) for r in db.query(sql))
 
