@@ -1,0 +1,181 @@
+"""The ``subset`` command: parse options, call one public function, render the result.
+
+No SQL and no rules live here. Errors become one line on stderr and an exit code:
+0 success, 1 error, 2 bad usage, 3 integrity check failed.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+
+import subsetter
+from subsetter.errors import SubsetterError
+
+app = typer.Typer(
+    name="subset",
+    help="Cut a small, referentially intact subset of a database into another database.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+out = Console(highlight=False, soft_wrap=True)
+
+T = TypeVar("T")
+
+ConfigArg = Annotated[Path, typer.Argument(help="The YAML config file.", show_default=False)]
+TargetOpt = Annotated[
+    str | None, typer.Option("--target", "-t", help="Name of a target in the config.")
+]
+TargetUrlOpt = Annotated[
+    str | None, typer.Option("--target-url", help="Target database URL (overrides --target).")
+]
+DebugOpt = Annotated[bool, typer.Option("--debug", help="Show the traceback of an error.")]
+
+
+class _CliReporter:
+    """Plain log lines; on a terminal they carry colour, in CI they carry nothing else."""
+
+    def __init__(self, quiet: bool = False) -> None:
+        self.quiet = quiet
+
+    def stage(self, name: str) -> None:
+        if not self.quiet:
+            err.print(f"[bold]{name}[/bold]" if err.is_terminal else name)
+
+    def event(self, message: str, seconds: float | None = None) -> None:
+        if not self.quiet:
+            took = f" ({seconds:.2f}s)" if seconds is not None else ""
+            err.print(f"  {message}{took}", markup=False)
+
+    def table_loaded(self, table: str, rows: int, seconds: float) -> None:
+        if not self.quiet:
+            err.print(f"  loaded {table}: {rows} rows ({seconds:.2f}s)", markup=False)
+
+    def warning(self, message: str) -> None:
+        err.print(f"warning: {message}", markup=False, style="yellow")
+
+
+def _guarded(debug: bool, action: Callable[[], T]) -> T:
+    try:
+        return action()
+    except SubsetterError as exc:
+        if debug:
+            err.print(traceback.format_exc(), markup=False)
+        err.print(f"error: {exc}", markup=False, style="red")
+        raise typer.Exit(exc.exit_code) from None
+    except KeyboardInterrupt:
+        err.print("error: interrupted; nothing was committed to the target", style="red")
+        raise typer.Exit(130) from None
+
+
+def _load(config: Path) -> subsetter.Config:
+    return subsetter.load_config(config)
+
+
+@app.command()
+def run(
+    config: ConfigArg,
+    target: TargetOpt = None,
+    target_url: TargetUrlOpt = None,
+    replace: Annotated[
+        bool, typer.Option("--replace", help="Drop and recreate the subset's tables.")
+    ] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Plan only; move nothing.")] = False,
+    report: Annotated[
+        Path | None, typer.Option("--report", help="Write a JSON report of the run here.")
+    ] = None,
+    keep_staging: Annotated[
+        Path | None, typer.Option("--keep-staging", help="Keep the DuckDB staging file here.")
+    ] = None,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=100, help="Rows per batch.")] = 10_000,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only errors and warnings.")] = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Extract the subset the config describes and load it into a target."""
+    options = subsetter.RunOptions(
+        target=target,
+        target_url=target_url,
+        replace=replace,
+        dry_run=dry_run,
+        keep_staging=str(keep_staging) if keep_staging else None,
+        batch_size=batch_size,
+    )
+
+    def action() -> subsetter.RunResult:
+        return subsetter.run(_load(config), options, _CliReporter(quiet))
+
+    result = _guarded(debug, action)
+    if report:
+        report.write_text(json.dumps(result.to_dict(), indent=2, sort_keys=True) + "\n")
+    for note in result.type_notes:
+        err.print(f"note: {note}", markup=False)
+    if result.dry_run:
+        out.print(result.plan.explain(), markup=False)
+        out.print("dry run: no data moved", markup=False)
+        return
+    assert result.verification is not None
+    total = sum(result.seconds.values())
+    out.print(
+        f"subset loaded into {result.target}: {result.total_rows} rows in "
+        f"{len(result.rows)} tables, {total:.2f}s; {result.verification.describe()}",
+        markup=False,
+    )
+
+
+@app.command()
+def plan(config: ConfigArg, debug: DebugOpt = False) -> None:
+    """Show what a run would copy and why: tables, relations, cycles, load order, seed SQL."""
+
+    def action() -> subsetter.Plan:
+        return subsetter.plan_subset(_load(config))[0]
+
+    out.print(_guarded(debug, action).explain(), markup=False)
+
+
+@app.command()
+def validate(config: ConfigArg, debug: DebugOpt = False) -> None:
+    """Check the config file without connecting to any database."""
+    loaded = _guarded(debug, lambda: _load(config))
+    out.print(
+        f"{config}: valid ({len(loaded.seeds)} seeds, {len(loaded.targets)} targets)", markup=False
+    )
+
+
+@app.command()
+def verify(
+    config: ConfigArg,
+    target: TargetOpt = None,
+    target_url: TargetUrlOpt = None,
+    debug: DebugOpt = False,
+) -> None:
+    """Check that every foreign key of the subset's tables resolves in a loaded target."""
+    options = subsetter.RunOptions(target=target, target_url=target_url)
+    result = _guarded(debug, lambda: subsetter.verify(_load(config), options))
+    out.print(result.describe(), markup=False)
+    if not result.ok:
+        raise typer.Exit(3)
+
+
+@app.callback()
+def _main(
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log debug details.")] = False,
+) -> None:
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING, stream=sys.stderr)
+
+
+def main() -> Any:
+    """Entry point of the ``subset`` script."""
+    if os.environ.get("NO_COLOR") is None and not sys.stderr.isatty():
+        os.environ.setdefault("NO_COLOR", "1")
+    return app()

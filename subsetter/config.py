@@ -1,0 +1,315 @@
+"""The YAML config file as strict, frozen Pydantic models.
+
+``load_config(path)`` reads the file, substitutes ``${VAR}`` and ``${VAR:-default}`` from the
+environment, validates it, and reports any problem as one ``ConfigError`` that names the file,
+the line and the key: ``prod.yml:14:5 seeds[1].table: ...``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
+
+from subsetter.errors import ConfigError
+
+_ENV_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-(.*?))?\}")
+_COLUMNS_SPEC = re.compile(r"^\s*([^()]+?)\s*\(\s*([^()]+?)\s*\)\s*$")
+
+KeyPath = tuple[str | int, ...]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SourceConfig(_Strict):
+    """Where the subset is read from."""
+
+    url: str = Field(description="SQLAlchemy URL of the source database.")
+    schemas: tuple[str, ...] | None = Field(
+        default=None, description="Schemas to read; default: the URL's default schema."
+    )
+
+
+class TargetConfig(_Strict):
+    """A named database the subset can be loaded into."""
+
+    url: str = Field(description="SQLAlchemy URL of the target database.")
+
+
+class Seed(_Strict):
+    """Rows the subset starts from."""
+
+    table: str = Field(description='Table name, "table" or "schema.table".')
+    where: str | None = Field(
+        default=None, description="SQL condition, run on the source as written."
+    )
+    percent: float | None = Field(
+        default=None, gt=0, le=100, description="Deterministic sample of this percentage of rows."
+    )
+    limit: int | None = Field(default=None, gt=0, description="At most this many rows.")
+    order_by: str | None = Field(
+        default=None, description="SQL ORDER BY for limit; default: the primary key."
+    )
+    children: bool = Field(
+        default=True, description="Also take the rows that reference these rows, transitively."
+    )
+
+    @model_validator(mode="after")
+    def _order_needs_limit(self) -> Seed:
+        if self.order_by is not None and self.limit is None:
+            raise ValueError("order_by only makes sense with limit")
+        return self
+
+
+class ColumnsSpec(_Strict):
+    """``table(col, col)`` parsed."""
+
+    table: str
+    columns: tuple[str, ...]
+
+
+class VirtualForeignKey(_Strict):
+    """A relation the schema does not declare, e.g. ``child: rental(inventory_id)``."""
+
+    child: str = Field(description='"table(column, ...)" holding the reference.')
+    parent: str = Field(description='"table(column, ...)" being referenced.')
+
+    @model_validator(mode="after")
+    def _parse(self) -> VirtualForeignKey:
+        child, parent = self.child_spec, self.parent_spec
+        if len(child.columns) != len(parent.columns):
+            raise ValueError(
+                f"child has {len(child.columns)} column(s) but parent has {len(parent.columns)}"
+            )
+        return self
+
+    @property
+    def child_spec(self) -> ColumnsSpec:
+        return _parse_columns_spec(self.child, "child")
+
+    @property
+    def parent_spec(self) -> ColumnsSpec:
+        return _parse_columns_spec(self.parent, "parent")
+
+
+class Config(_Strict):
+    """A whole subsetter config file."""
+
+    source: SourceConfig
+    targets: dict[str, TargetConfig] = Field(default_factory=dict)
+    seeds: tuple[Seed, ...] = ()
+    passthrough: tuple[str, ...] = Field(default=(), description="Tables copied whole.")
+    exclude: tuple[str, ...] = Field(default=(), description="Tables never copied.")
+    virtual_foreign_keys: tuple[VirtualForeignKey, ...] = ()
+
+    _path: Path | None = PrivateAttr(default=None)
+    _positions: Mapping[KeyPath, tuple[int, int]] = PrivateAttr(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _something_to_copy(self) -> Config:
+        if not self.seeds and not self.passthrough:
+            raise ValueError("no seeds and no passthrough tables: nothing would be copied")
+        return self
+
+    @property
+    def path(self) -> Path | None:
+        """The file this config was read from, if any."""
+        return self._path
+
+    def locate(self, *key: str | int) -> str:
+        """Return ``"file:line:col key: "``, the prefix of an error about ``key``."""
+        name = self._path.name if self._path else "config"
+        for cut in range(len(key), 0, -1):
+            if key[:cut] in self._positions:
+                line, col = self._positions[key[:cut]]
+                return f"{name}:{line}:{col} {format_key(key)}: "
+        return f"{name} {format_key(key)}: " if key else f"{name}: "
+
+    def target_url(self, name: str) -> str:
+        """The URL of the target called ``name``, relative file paths resolved."""
+        if name not in self.targets:
+            known = ", ".join(sorted(self.targets)) or "none defined"
+            raise ConfigError(f'{self.locate("targets")}no target "{name}" (targets: {known})')
+        return self.resolve_url(self.targets[name].url)
+
+    @property
+    def source_url(self) -> str:
+        return self.resolve_url(self.source.url)
+
+    def resolve_url(self, url: str) -> str:
+        """Make the path of a file URL (sqlite, duckdb) relative to the config file's folder."""
+        return resolve_file_url(url, self._path.parent if self._path else Path.cwd())
+
+
+def resolve_file_url(url: str, base: Path) -> str:
+    """Resolve ``sqlite:///rel.db`` against ``base``; other URLs are returned unchanged."""
+    match = re.match(r"^(sqlite|duckdb)(\+\w+)?:///(.*)$", url)
+    if not match or not match.group(3) or match.group(3).startswith((":memory:", "/")):
+        return url
+    path, sep, query = match.group(3).partition("?")
+    resolved = (base / path).resolve()
+    return f"{match.group(1)}{match.group(2) or ''}:///{resolved}{sep}{query}"
+
+
+def format_key(key: KeyPath) -> str:
+    """Render a key path the way a reader of the YAML file would write it: ``seeds[1].table``."""
+    out = ""
+    for part in key:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def load_config(path: str | Path, environ: Mapping[str, str] | None = None) -> Config:
+    """Read, interpolate and validate a config file."""
+    file = Path(path)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{file}: cannot read the config file ({exc.strerror})") from exc
+    return parse_config(text, file, os.environ if environ is None else environ)
+
+
+def parse_config(text: str, file: Path | None, environ: Mapping[str, str]) -> Config:
+    """Validate YAML ``text``; ``file`` only names the source in messages and anchors paths."""
+    name = file.name if file else "config"
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{name}:{mark.line + 1}:{mark.column + 1}" if mark else name
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(f"{where}: not valid YAML: {problem}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"{name}: expected a mapping with keys source, seeds, ... at the top")
+    positions: dict[KeyPath, tuple[int, int]] = {}
+    if node is not None:
+        _record_positions(node, (), positions)
+    data = _interpolate(data, (), environ, name, positions)
+    try:
+        config = Config.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_describe_validation_error(exc, name, positions)) from None
+    config._path = file.resolve() if file else None
+    config._positions = positions
+    return config
+
+
+def _record_positions(node: yaml.Node, key: KeyPath, out: dict[KeyPath, tuple[int, int]]) -> None:
+    out[key] = (node.start_mark.line + 1, node.start_mark.column + 1)
+    if isinstance(node, yaml.MappingNode):
+        for k, v in node.value:
+            child = (*key, str(k.value))
+            out[child] = (k.start_mark.line + 1, k.start_mark.column + 1)
+            _record_positions_value(v, child, out)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            _record_positions(item, (*key, i), out)
+
+
+def _record_positions_value(
+    node: yaml.Node, key: KeyPath, out: dict[KeyPath, tuple[int, int]]
+) -> None:
+    keep = out[key]
+    _record_positions(node, key, out)
+    out[key] = keep
+
+
+def _interpolate(
+    value: Any,
+    key: KeyPath,
+    environ: Mapping[str, str],
+    name: str,
+    positions: Mapping[KeyPath, Any],
+) -> Any:
+    if isinstance(value, dict):
+        return {
+            k: _interpolate(v, (*key, str(k)), environ, name, positions) for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [_interpolate(v, (*key, i), environ, name, positions) for i, v in enumerate(value)]
+    if not isinstance(value, str):
+        return value
+
+    def substitute(match: re.Match[str]) -> str:
+        var, default = match.group(1), match.group(2)
+        if var in environ and (environ[var] or default is None):
+            return environ[var]
+        if default is not None:
+            return default
+        line = positions.get(key, (0, 0))
+        where = f"{name}:{line[0]}:{line[1]}" if key in positions else name
+        raise ConfigError(
+            f"{where} {format_key(key)}: environment variable {var} is not set "
+            f"(set it, or write ${{{var}:-default}})"
+        )
+
+    return _ENV_VAR.sub(substitute, value)
+
+
+def _describe_validation_error(
+    exc: ValidationError, name: str, positions: Mapping[KeyPath, tuple[int, int]]
+) -> str:
+    lines = []
+    for err in exc.errors():
+        key: KeyPath = tuple(p for p in err["loc"] if isinstance(p, str | int))
+        where = name
+        for cut in range(len(key), -1, -1):
+            if key[:cut] in positions:
+                line, col = positions[key[:cut]]
+                where = f"{name}:{line}:{col}"
+                break
+        message = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            message = f'unknown key "{key[-1]}"' if key else "unknown key"
+            allowed = _allowed_keys(key[:-1])
+            if allowed:
+                from subsetter.catalog import did_you_mean
+
+                message += f" (allowed: {', '.join(allowed)}).{did_you_mean(str(key[-1]), allowed)}"
+        elif err["type"] == "missing":
+            message = f'missing required key "{key[-1]}"' if key else "missing key"
+        label = format_key(key)
+        lines.append(f"{where} {label}: {message}" if label else f"{where}: {message}")
+    return "\n".join(lines)
+
+
+def _allowed_keys(parent: KeyPath) -> list[str]:
+    model: type[BaseModel] | None = Config
+    for part in parent:
+        if model is None:
+            return []
+        if isinstance(part, int):
+            continue
+        field = model.model_fields.get(part)
+        if field is None:
+            return []
+        model = _model_of(field.annotation)
+    return sorted(model.model_fields) if model else []
+
+
+def _model_of(annotation: Any) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in getattr(annotation, "__args__", ()):
+        found = _model_of(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def _parse_columns_spec(text: str, what: str) -> ColumnsSpec:
+    match = _COLUMNS_SPEC.match(text)
+    if not match:
+        raise ValueError(f'{what} must look like "table(column, ...)", got "{text}"')
+    columns = tuple(c.strip() for c in match.group(2).split(","))
+    if not all(columns):
+        raise ValueError(f'{what} has an empty column name in "{text}"')
+    return ColumnsSpec(table=match.group(1), columns=columns)

@@ -1,0 +1,312 @@
+"""The one interface behind which every engine difference lives.
+
+A ``Dialect`` is bound to one database URL. Capabilities are class attributes; behaviour is
+methods. Stages call these methods and never look at an engine's name: reading a consistent
+snapshot, reflecting the catalog, spelling SQL, creating tables, bulk-loading rows and resetting
+sequences are each one method here, overridden where an engine differs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from sqlalchemy.engine import URL
+
+from subsetter.catalog import Catalog, Column, ColumnType, Index, Table, TableRef
+
+Row = tuple[Any, ...]
+Converter = Callable[[Any], Any]
+
+
+@dataclass(frozen=True)
+class TypeChoice:
+    """How a column is created on a target, and why, when the mapping loses something."""
+
+    sql: str
+    note: str | None = None
+
+
+def hidden_password_url(url: URL | str) -> str:
+    """Render a URL with its password replaced by ``***``, for every message and report."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        parsed = make_url(url) if isinstance(url, str) else url
+    except Exception:
+        return "<unparseable URL>"
+    return parsed.render_as_string(hide_password=True)
+
+
+class Dialect:
+    """One engine's way of doing each step; subclasses override what differs."""
+
+    name: ClassVar[str] = ""
+    """Short engine name used in messages and the registry."""
+    supports_schemas: ClassVar[bool] = True
+    """Tables live in named schemas that a target can create."""
+    transactional_ddl: ClassVar[bool] = True
+    """CREATE/DROP TABLE can be rolled back, so a failed load leaves nothing behind."""
+    constraints_after_load: ClassVar[bool] = True
+    """Primary keys, unique keys and foreign keys are added after the rows (pg_restore style)."""
+    can_alter_constraints: ClassVar[bool] = True
+    """ALTER TABLE can add keys later; where not, they are declared in CREATE TABLE."""
+    param: ClassVar[str] = "%s"
+    """The DB-API placeholder."""
+    max_keys_per_query: ClassVar[int] = 1000
+    """Keys sent in one ``WHERE key IN (...)`` query."""
+    max_params: ClassVar[int] = 30000
+    """Bound parameters one statement may carry."""
+    quote_char: ClassVar[str] = '"'
+
+    def __init__(self, url: URL) -> None:
+        self.url = url
+
+    # ------------------------------------------------------------------ connections
+
+    def connect(self, *, read_only: bool = False) -> Any:
+        """Open a DB-API connection."""
+        raise NotImplementedError
+
+    def begin_snapshot(self, conn: Any) -> None:
+        """Start the read-only transaction every source query of a run shares."""
+        raise NotImplementedError
+
+    def database_identity(self, conn: Any) -> tuple[Any, ...]:
+        """Values that are equal exactly when two connections reach the same database."""
+        raise NotImplementedError
+
+    def describe(self) -> str:
+        """The URL as shown to people: password hidden."""
+        return hidden_password_url(self.url)
+
+    # ------------------------------------------------------------------ reflection
+
+    def reflect(self, schemas: Sequence[str] | None) -> Catalog:
+        """Read tables, keys and indexes of ``schemas`` (default: the default schema)."""
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ SQL spelling
+
+    def quote(self, name: str) -> str:
+        """Quote an identifier, whatever characters it holds."""
+        q = self.quote_char
+        return q + name.replace(q, q + q) + q
+
+    def table_sql(self, ref: TableRef) -> str:
+        return (
+            f"{self.quote(ref.schema)}.{self.quote(ref.name)}"
+            if ref.schema
+            else self.quote(ref.name)
+        )
+
+    def columns_sql(self, columns: Sequence[str], alias: str = "") -> str:
+        prefix = f"{alias}." if alias else ""
+        return ", ".join(prefix + self.quote(c) for c in columns)
+
+    def text_sql(self, expr: str) -> str:
+        """Cast an expression to text (used to hash keys for percent samples)."""
+        return f"CAST({expr} AS TEXT)"
+
+    def concat_sql(self, parts: Sequence[str]) -> str:
+        return " || ".join(parts)
+
+    def sample_sql(self, key_columns: Sequence[str], percent: float, salt: str) -> str:
+        """A condition true for a stable ``percent`` of rows: md5 of the key against a threshold.
+
+        Comparing the first hex digits of an md5 as text is the same on every engine, so the
+        same rows are chosen on every run and machine.
+        """
+        parts = [f"'{salt}|'"]
+        for i, col in enumerate(key_columns):
+            if i:
+                parts.append("'|'")
+            parts.append(f"COALESCE({self.text_sql(self.quote(col))}, '')")
+        threshold = min(int(percent / 100 * 16**6), 16**6)
+        if threshold >= 16**6:
+            return "1=1"
+        return f"substr(md5({self.concat_sql(parts)}), 1, 6) < '{threshold:06x}'"
+
+    def key_filter_sql(
+        self, columns: Sequence[str], count: int, types: Sequence[ColumnType] = ()
+    ) -> str:
+        """``WHERE`` condition matching ``count`` key tuples passed by ``key_params``."""
+        p = self.param
+        if len(columns) == 1:
+            return f"{self.quote(columns[0])} IN ({', '.join([p] * count)})"
+        row = "(" + ", ".join([p] * len(columns)) + ")"
+        return f"({self.columns_sql(columns)}) IN ({', '.join([row] * count)})"
+
+    def key_params(self, keys: Sequence[Row]) -> Sequence[Any]:
+        """Parameters for ``key_filter_sql``: the key tuples flattened."""
+        return [value for key in keys for value in key]
+
+    def keys_per_query(self, width: int) -> int:
+        return max(1, min(self.max_keys_per_query, self.max_params // max(width, 1)))
+
+    def limit_sql(self, limit: int) -> str:
+        return f"LIMIT {int(limit)}"
+
+    # ------------------------------------------------------------------ reading
+
+    def stream(self, conn: Any, sql: str, params: Sequence[Any], size: int) -> Iterator[list[Row]]:
+        """Run a query and yield its rows in lists of at most ``size``, holding no more."""
+        cur = conn.cursor()
+        try:
+            cur.execute(sql, params)
+            while batch := cur.fetchmany(size):
+                yield [tuple(r) for r in batch]
+        finally:
+            cur.close()
+
+    def source_converter(self, ctype: ColumnType) -> Converter | None:
+        """A function turning this driver's value of ``ctype`` into the staging form, if needed."""
+        return None
+
+    # ------------------------------------------------------------------ target DDL
+
+    def type_sql(self, ctype: ColumnType, source: str) -> TypeChoice:
+        """SQL type for a column coming from a ``source`` engine of that name."""
+        raise NotImplementedError
+
+    def column_sql(self, column: Column, choice: TypeChoice, inline_pk: bool) -> str:
+        """One column's definition in CREATE TABLE."""
+        parts = [self.quote(column.name), choice.sql]
+        if not column.nullable:
+            parts.append("NOT NULL")
+        return " ".join(parts)
+
+    def create_table_sql(
+        self,
+        table: Table,
+        target: TableRef,
+        types: Sequence[TypeChoice],
+        inline_keys: bool,
+        foreign_keys: Sequence[tuple[str, Sequence[str], TableRef, Sequence[str]]] = (),
+    ) -> list[str]:
+        """Statements creating an empty table; keys inline only where ALTER cannot add them."""
+        lines = [
+            self.column_sql(col, choice, inline_keys and table.primary_key == (col.name,))
+            for col, choice in zip(table.columns, types, strict=True)
+        ]
+        if inline_keys and table.primary_key and not self.pk_declared_on_column(table):
+            lines.append(f"PRIMARY KEY ({self.columns_sql(table.primary_key)})")
+        if inline_keys:
+            lines += [f"UNIQUE ({self.columns_sql(k)})" for k in table.unique_keys]
+            lines += [
+                f"CONSTRAINT {self.quote(name)} FOREIGN KEY ({self.columns_sql(cols)}) "
+                f"REFERENCES {self.table_sql(parent)} ({self.columns_sql(refs)})"
+                for name, cols, parent, refs in foreign_keys
+            ]
+        body = ",\n  ".join(lines)
+        return [f"CREATE TABLE {self.table_sql(target)} (\n  {body}\n)"]
+
+    def pk_declared_on_column(self, table: Table) -> bool:
+        """True when ``column_sql`` already wrote the primary key (SQLite's INTEGER PRIMARY KEY)."""
+        return False
+
+    def add_primary_key_sql(self, target: TableRef, columns: Sequence[str], name: str) -> str:
+        return (
+            f"ALTER TABLE {self.table_sql(target)} ADD CONSTRAINT {self.quote(name)} "
+            f"PRIMARY KEY ({self.columns_sql(columns)})"
+        )
+
+    def add_unique_sql(self, target: TableRef, columns: Sequence[str], name: str) -> str:
+        return (
+            f"ALTER TABLE {self.table_sql(target)} ADD CONSTRAINT {self.quote(name)} "
+            f"UNIQUE ({self.columns_sql(columns)})"
+        )
+
+    def add_foreign_key_sql(
+        self,
+        target: TableRef,
+        columns: Sequence[str],
+        parent: TableRef,
+        ref_columns: Sequence[str],
+        name: str,
+    ) -> str:
+        return (
+            f"ALTER TABLE {self.table_sql(target)} ADD CONSTRAINT {self.quote(name)} "
+            f"FOREIGN KEY ({self.columns_sql(columns)}) "
+            f"REFERENCES {self.table_sql(parent)} ({self.columns_sql(ref_columns)})"
+        )
+
+    def create_index_sql(self, target: TableRef, index: Index, name: str) -> str:
+        unique = "UNIQUE " if index.unique else ""
+        return (
+            f"CREATE {unique}INDEX {self.quote(name)} ON {self.table_sql(target)} "
+            f"({self.columns_sql(index.columns)})"
+        )
+
+    def drop_table_sql(self, target: TableRef) -> str:
+        return f"DROP TABLE IF EXISTS {self.table_sql(target)}"
+
+    def create_schema_sql(self, schema: str) -> str | None:
+        return f"CREATE SCHEMA IF NOT EXISTS {self.quote(schema)}"
+
+    def prepare_types(
+        self, conn: Any, columns: Sequence[tuple[TableRef, Column]], source: str
+    ) -> None:
+        """Create user-defined types (PostgreSQL enums) the tables need, before CREATE TABLE."""
+
+    def target_schema(self, conn: Any) -> str | None:
+        """The schema unqualified names land in on the target."""
+        return None
+
+    def existing_tables(self, conn: Any, refs: Sequence[TableRef]) -> list[TableRef]:
+        """Which of ``refs`` already exist on the target."""
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ loading
+
+    def target_converter(self, ctype: ColumnType, choice: TypeChoice) -> Converter | None:
+        """A function turning the staged value into what this driver writes, if needed."""
+        return None
+
+    def insert_rows(
+        self, conn: Any, target: TableRef, columns: Sequence[str], rows: list[Row]
+    ) -> None:
+        """Append rows to a table: the engine's fastest bulk path."""
+        placeholders = ", ".join([self.param] * len(columns))
+        sql = (
+            f"INSERT INTO {self.table_sql(target)} ({self.columns_sql(columns)}) "
+            f"VALUES ({placeholders})"
+        )
+        cur = conn.cursor()
+        try:
+            cur.executemany(sql, rows)
+        finally:
+            cur.close()
+
+    def reset_autoincrement(self, conn: Any, target: TableRef, column: str) -> None:
+        """Make new rows get numbers after the highest loaded one."""
+
+    def begin_load(self, conn: Any) -> None:
+        """Start the target transaction (where DDL is transactional)."""
+
+    def execute(self, conn: Any, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        """Run one statement and return its rows (empty for statements without a result)."""
+        cur = conn.cursor()
+        try:
+            cur.execute(sql, params) if params else cur.execute(sql)
+            if cur.description is None:
+                return []
+            return [tuple(r) for r in cur.fetchall()]
+        finally:
+            with contextlib.suppress(Exception):
+                cur.close()
+
+    def wrap_error(self, exc: BaseException) -> str:
+        """A one-line, password-free description of a driver error."""
+        text = str(exc).strip().splitlines()
+        first = text[0] if text else type(exc).__name__
+        password = self.url.password
+        if password:
+            first = first.replace(str(password), "***")
+        return first
+
+    def is_driver_error(self, exc: BaseException) -> bool:
+        """True for errors raised by this engine's driver (wrapped at the boundary)."""
+        return False

@@ -1,0 +1,243 @@
+"""MySQL and MariaDB through PyMySQL: consistent-snapshot reads, unbuffered cursors, batched INSERT."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import pymysql
+import pymysql.cursors
+import sqlalchemy as sa
+
+from subsetter.catalog import Catalog, Column, ColumnType, Table, TableRef
+from subsetter.dialects.base import Converter, Row, TypeChoice
+from subsetter.dialects.sqla import SQLAlchemyReflection, compiled
+from subsetter.errors import ConnectionFailed
+
+_GEOMETRY = {"geometry", "point", "linestring", "polygon", "multipoint", "multilinestring",
+             "multipolygon", "geometrycollection"}  # fmt: skip
+
+_CROSS_ENGINE_TYPES = {
+    "float": "DOUBLE",
+    "text": "LONGTEXT",
+    "boolean": "BOOLEAN",
+    "date": "DATE",
+    "time": "TIME(6)",
+    "timestamp": "DATETIME(6)",
+    "uuid": "CHAR(36)",
+    "json": "JSON",
+    "binary": "LONGBLOB",
+    "year": "YEAR",
+}
+
+
+class MySQLDialect(SQLAlchemyReflection):
+    """MySQL 8 and MariaDB 10.5 and later."""
+
+    name = "mysql"
+    supports_schemas = False
+    transactional_ddl = False
+    param = "%s"
+    quote_char = "`"
+    max_keys_per_query = 2000
+
+    def connect(self, *, read_only: bool = False) -> Any:
+        u = self.url
+        try:
+            return pymysql.connect(
+                host=u.host or "localhost",
+                port=u.port or 3306,
+                user=u.username or "",
+                password=u.password or "",
+                database=u.database or None,
+                charset=str(u.query.get("charset", "utf8mb4")),
+                connect_timeout=10,
+                autocommit=True,
+            )
+        except pymysql.Error as exc:
+            raise ConnectionFailed(
+                f"cannot connect to {self.describe()}: {self.wrap_error(exc)}"
+            ) from None
+
+    def begin_snapshot(self, conn: Any) -> None:
+        with conn.cursor() as cur:
+            cur.execute("SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+            cur.execute("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY")
+
+    def database_identity(self, conn: Any) -> tuple[Any, ...]:
+        with conn.cursor() as cur:
+            cur.execute("SELECT @@hostname, @@port, @@datadir, DATABASE()")
+            return ("mysql", *cur.fetchone())
+
+    def is_driver_error(self, exc: BaseException) -> bool:
+        return isinstance(exc, pymysql.Error)
+
+    def wrap_error(self, exc: BaseException) -> str:
+        args = getattr(exc, "args", ())
+        if isinstance(exc, pymysql.Error) and len(args) == 2:
+            return super().wrap_error(Exception(f"({args[0]}) {args[1]}"))
+        return super().wrap_error(exc)
+
+    # ------------------------------------------------------------------ reflection
+
+    def catalog_schema(self, schema: str | None) -> str | None:
+        return None if schema in (None, self.url.database) else schema
+
+    def special_type(self, satype: Any, dialect: sa.Dialect) -> ColumnType | None:
+        from sqlalchemy.dialects import mysql
+
+        if isinstance(satype, mysql.SET):
+            return ColumnType("set", compiled(satype, dialect), values=tuple(satype.values))
+        if isinstance(satype, mysql.YEAR):
+            return ColumnType("year", compiled(satype, dialect))
+        return None
+
+    def adjust_catalog(self, conn: Any, catalog: Catalog) -> Catalog:
+        """Give geometry columns (unknown to SQLAlchemy) a binary kind and their native name."""
+        rows = conn.exec_driver_sql(
+            "SELECT table_name, column_name, data_type FROM information_schema.columns "
+            "WHERE table_schema = DATABASE()"
+        ).all()
+        spatial = {(r[0], r[1]): r[2] for r in rows if str(r[2]).lower() in _GEOMETRY}
+        if not spatial:
+            return catalog
+        tables = {}
+        for ref, table in catalog.tables.items():
+            columns = tuple(
+                Column(c.name, ColumnType("binary", spatial[(ref.name, c.name)].upper()),
+                       c.nullable, c.default, c.autoincrement)
+                if (ref.name, c.name) in spatial else c
+                for c in table.columns
+            )  # fmt: skip
+            indexes = tuple(
+                i for i in table.indexes if not any((ref.name, c) in spatial for c in i.columns)
+            )
+            tables[ref] = Table(ref, columns, table.primary_key, table.unique_keys, indexes)
+        return Catalog(tables, catalog.foreign_keys, catalog.default_schema, catalog.dialect)
+
+    # ------------------------------------------------------------------ reading
+
+    def text_sql(self, expr: str) -> str:
+        return f"CAST({expr} AS CHAR)"
+
+    def concat_sql(self, parts: Sequence[str]) -> str:
+        return f"CONCAT({', '.join(parts)})"
+
+    def stream(self, conn: Any, sql: str, params: Sequence[Any], size: int) -> Iterator[list[Row]]:
+        # An unbuffered cursor streams rows instead of loading the whole result.
+        with conn.cursor(pymysql.cursors.SSCursor) as cur:
+            cur.execute(sql, params or None)
+            while batch := cur.fetchmany(size):
+                yield list(batch)
+
+    def source_converter(self, ctype: ColumnType) -> Converter | None:
+        if ctype.kind == "set":
+            order = {v: i for i, v in enumerate(ctype.values)}
+            return lambda v: (
+                v
+                if v is None or isinstance(v, str)
+                else ",".join(sorted(v, key=lambda x: order.get(x, len(order))))
+            )
+        if ctype.kind == "time":
+            return _timedelta_to_time
+        if ctype.kind in {"date", "timestamp", "timestamptz"}:
+            return _zero_date_to_none
+        return None
+
+    # ------------------------------------------------------------------ target
+
+    def type_sql(self, ctype: ColumnType, source: str) -> TypeChoice:
+        if source == self.name and ctype.native:
+            return TypeChoice(ctype.native)
+        kind = ctype.kind
+        if kind == "integer":
+            return TypeChoice({16: "SMALLINT", 32: "INT"}.get(ctype.bits, "BIGINT"))
+        if kind == "decimal":
+            if ctype.precision and ctype.precision <= 65:
+                return TypeChoice(f"DECIMAL({ctype.precision}, {ctype.scale or 0})")
+            return TypeChoice("DECIMAL(65, 30)", "unbounded NUMERIC kept as DECIMAL(65, 30)")
+        if kind == "string":
+            if ctype.length and ctype.length <= 16383:
+                return TypeChoice(f"VARCHAR({ctype.length})")
+            return TypeChoice("VARCHAR(768)", "unbounded string kept as VARCHAR(768)")
+        if kind in _CROSS_ENGINE_TYPES:
+            return TypeChoice(_CROSS_ENGINE_TYPES[kind])
+        if kind == "timestamptz":
+            return TypeChoice("DATETIME(6)", "timestamp with time zone kept as DATETIME(6) in UTC")
+        if kind == "interval":
+            return TypeChoice("VARCHAR(64)", "interval kept as text (MySQL has no interval type)")
+        if kind == "enum":
+            labels = ", ".join("'" + v.replace("'", "''") + "'" for v in ctype.values)
+            return TypeChoice(f"ENUM({labels})")
+        if kind == "array":
+            return TypeChoice("JSON", f"{source} array kept as a JSON array")
+        return TypeChoice("LONGTEXT", f"{source} type {ctype.native or kind} kept as LONGTEXT")
+
+    def column_sql(self, column: Column, choice: TypeChoice, inline_pk: bool) -> str:
+        text = super().column_sql(column, choice, inline_pk)
+        if column.autoincrement and column.type.kind == "integer":
+            text += " AUTO_INCREMENT"
+        return text
+
+    def create_table_sql(
+        self,
+        table: Table,
+        target: TableRef,
+        types: Sequence[TypeChoice],
+        inline_keys: bool,
+        foreign_keys: Sequence[tuple[str, Sequence[str], TableRef, Sequence[str]]] = (),
+    ) -> list[str]:
+        # AUTO_INCREMENT needs its key at CREATE time, and InnoDB clusters rows by the primary
+        # key anyway, so the primary key is declared inline; the rest comes after the load.
+        [create] = super().create_table_sql(table, target, types, False, ())
+        if table.primary_key:
+            head, _, tail = create.rpartition("\n)")
+            create = f"{head},\n  PRIMARY KEY ({self.columns_sql(table.primary_key)})\n){tail}"
+        return [create + " ENGINE=InnoDB DEFAULT CHARSET=utf8mb4"]
+
+    def add_primary_key_sql(self, target: TableRef, columns: Sequence[str], name: str) -> str:
+        return ""  # declared in CREATE TABLE
+
+    def create_schema_sql(self, schema: str) -> str | None:
+        return None
+
+    def existing_tables(self, conn: Any, refs: Sequence[TableRef]) -> list[TableRef]:
+        with conn.cursor() as cur:
+            cur.execute(
+                "SELECT table_name FROM information_schema.tables WHERE table_schema = DATABASE()"
+            )
+            names = {r[0] for r in cur.fetchall()}
+        return [ref for ref in refs if ref.name in names]
+
+    def target_converter(self, ctype: ColumnType, choice: TypeChoice) -> Converter | None:
+        if ctype.kind == "timestamptz":
+            return _to_naive_utc
+        if ctype.kind == "interval":
+            return lambda v: None if v is None else str(v)
+        return None
+
+    def begin_load(self, conn: Any) -> None:
+        with conn.cursor() as cur:
+            cur.execute("SET SESSION foreign_key_checks = 0")
+            cur.execute("SET SESSION unique_checks = 0")
+
+
+def _timedelta_to_time(value: Any) -> Any:
+    if isinstance(value, dt.timedelta):
+        seconds = value.total_seconds()
+        if 0 <= seconds < 86400:
+            return (dt.datetime.min + value).time()
+        raise ValueError(f"TIME value {value} is outside 00:00:00-23:59:59")
+    return value
+
+
+def _zero_date_to_none(value: Any) -> Any:
+    # PyMySQL returns MySQL's zero dates ('0000-00-00') as strings: they have no real value.
+    return None if isinstance(value, str) and value.startswith("0000-00-00") else value
+
+
+def _to_naive_utc(value: Any) -> Any:
+    if isinstance(value, dt.datetime) and value.tzinfo is not None:
+        return value.astimezone(dt.timezone.utc).replace(tzinfo=None)
+    return value

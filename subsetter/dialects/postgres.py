@@ -1,0 +1,278 @@
+"""PostgreSQL through psycopg 3: snapshot reads, arrays for key lists, COPY for loading."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from itertools import count
+from typing import Any
+
+import psycopg
+import sqlalchemy as sa
+from psycopg import sql as pgsql
+
+from subsetter.catalog import Catalog, Column, ColumnType, ForeignKey, TableRef
+from subsetter.dialects.base import Converter, Row, TypeChoice
+from subsetter.dialects.sqla import SQLAlchemyReflection, compiled, generic_type
+from subsetter.errors import ConnectionFailed
+
+_CURSOR_NUMBERS = count(1)
+
+_CROSS_ENGINE_TYPES = {
+    "float": "DOUBLE PRECISION",
+    "text": "TEXT",
+    "boolean": "BOOLEAN",
+    "date": "DATE",
+    "time": "TIME",
+    "timestamp": "TIMESTAMP",
+    "timestamptz": "TIMESTAMPTZ",
+    "interval": "INTERVAL",
+    "uuid": "UUID",
+    "json": "JSONB",
+    "binary": "BYTEA",
+}
+
+
+class PostgresDialect(SQLAlchemyReflection):
+    """PostgreSQL 12 and later."""
+
+    name = "postgresql"
+    param = "%s"
+    max_keys_per_query = 10000
+
+    def connect(self, *, read_only: bool = False) -> Any:
+        u = self.url
+        kwargs: dict[str, Any] = {
+            "host": u.host or None,
+            "port": u.port or None,
+            "user": u.username or None,
+            "password": u.password or None,
+            "dbname": u.database or None,
+            "connect_timeout": 10,
+            "application_name": "subsetter",
+        }
+        kwargs.update({k: v for k, v in u.query.items() if isinstance(v, str)})
+        try:
+            conn = psycopg.connect(**{k: v for k, v in kwargs.items() if v is not None})
+        except psycopg.Error as exc:
+            raise ConnectionFailed(
+                f"cannot connect to {self.describe()}: {self.wrap_error(exc)}"
+            ) from None
+        if read_only:
+            conn.read_only = True
+        return conn
+
+    def begin_snapshot(self, conn: Any) -> None:
+        conn.rollback()
+        conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
+        conn.read_only = True
+        conn.execute("SELECT 1")  # opens the REPEATABLE READ READ ONLY transaction
+
+    def database_identity(self, conn: Any) -> tuple[Any, ...]:
+        row = conn.execute(
+            "SELECT pg_postmaster_start_time()::text, current_database(), "
+            "(SELECT setting FROM pg_settings WHERE name = 'port')"
+        ).fetchone()
+        return ("postgresql", *row)
+
+    def is_driver_error(self, exc: BaseException) -> bool:
+        return isinstance(exc, psycopg.Error)
+
+    # ------------------------------------------------------------------ reflection
+
+    def special_type(self, satype: Any, dialect: sa.Dialect) -> ColumnType | None:
+        from sqlalchemy.dialects import postgresql as pg
+
+        if isinstance(satype, pg.DOMAIN):
+            base = generic_type(satype.data_type, dialect)
+            return ColumnType(**{**base.__dict__, "native": compiled(satype.data_type, dialect)})
+        if isinstance(satype, pg.ENUM):
+            return ColumnType(
+                "enum",
+                compiled(satype, dialect),
+                values=tuple(satype.enums),
+                length=max((len(v) for v in satype.enums), default=1),
+                type_name=satype.name,
+                type_schema=satype.schema,
+            )
+        return None
+
+    def adjust_catalog(self, conn: Any, catalog: Catalog) -> Catalog:
+        """Fold partitions into their partitioned table: one table, FKs counted as the parent's."""
+        rows = conn.exec_driver_sql(
+            "SELECT cn.nspname, c.relname, pn.nspname, p.relname "
+            "FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+            "JOIN pg_namespace cn ON cn.oid = c.relnamespace "
+            "JOIN pg_class p ON p.oid = i.inhparent JOIN pg_namespace pn ON pn.oid = p.relnamespace "
+            "WHERE c.relispartition"
+        ).all()
+        parent_of = {TableRef(r[0], r[1]): TableRef(r[2], r[3]) for r in rows}
+        if not parent_of:
+            return catalog
+
+        def top(ref: TableRef) -> TableRef:
+            while ref in parent_of:
+                ref = parent_of[ref]
+            return ref
+
+        tables = {ref: t for ref, t in catalog.tables.items() if ref not in parent_of}
+        seen: dict[tuple[Any, ...], ForeignKey] = {}
+        for fk in catalog.foreign_keys:
+            moved = ForeignKey(
+                top(fk.child), fk.columns, top(fk.parent), fk.ref_columns, fk.name, fk.virtual
+            )
+            key = (moved.child, moved.columns, moved.parent, moved.ref_columns)
+            if moved.child in tables and moved.parent in tables:
+                seen.setdefault(key, moved)
+        return Catalog(tables, tuple(seen.values()), catalog.default_schema, catalog.dialect)
+
+    # ------------------------------------------------------------------ reading
+
+    def key_filter_sql(
+        self, columns: Sequence[str], count: int, types: Sequence[ColumnType] = ()
+    ) -> str:
+        casts = [f"::{self._array_type(t)}" for t in types] if types else [""] * len(columns)
+        if len(columns) == 1:
+            return f"{self.quote(columns[0])} = ANY(%s{casts[0]})"
+        arrays = ", ".join(f"%s{c}" for c in casts)
+        return f"({self.columns_sql(columns)}) IN (SELECT * FROM unnest({arrays}))"
+
+    def key_params(self, keys: Sequence[Row]) -> Sequence[Any]:
+        return [list(col) for col in zip(*keys, strict=True)] if keys else []
+
+    def keys_per_query(self, width: int) -> int:
+        return self.max_keys_per_query
+
+    @staticmethod
+    def _array_type(ctype: ColumnType) -> str:
+        base = ctype.native or "TEXT"
+        return "TEXT[]" if ctype.kind in {"other", "json", "array"} else f"{base}[]"
+
+    def stream(self, conn: Any, sql: str, params: Sequence[Any], size: int) -> Iterator[list[Row]]:
+        # A named (server-side) cursor keeps memory bounded however many rows match.
+        with conn.cursor(name=f"subsetter_{next(_CURSOR_NUMBERS)}") as cur:
+            cur.itersize = size
+            cur.execute(sql, params)
+            while batch := cur.fetchmany(size):
+                yield batch
+
+    def source_converter(self, ctype: ColumnType) -> Converter | None:
+        if ctype.kind == "array":
+            return _json_array
+        return None
+
+    # ------------------------------------------------------------------ target
+
+    def type_sql(self, ctype: ColumnType, source: str) -> TypeChoice:
+        if source == self.name and ctype.native:
+            if ctype.kind == "enum" and ctype.type_name:
+                return TypeChoice(self._enum_name(ctype))
+            return TypeChoice(ctype.native)
+        kind = ctype.kind
+        if kind == "integer":
+            return TypeChoice({16: "SMALLINT", 32: "INTEGER"}.get(ctype.bits, "BIGINT"))
+        if kind == "decimal":
+            if ctype.precision:
+                return TypeChoice(f"NUMERIC({ctype.precision}, {ctype.scale or 0})")
+            return TypeChoice("NUMERIC")
+        if kind == "string":
+            return TypeChoice(f"VARCHAR({ctype.length})" if ctype.length else "TEXT")
+        if kind in _CROSS_ENGINE_TYPES:
+            return TypeChoice(_CROSS_ENGINE_TYPES[kind])
+        if kind == "enum":
+            return TypeChoice(
+                f"VARCHAR({ctype.length or 255})",
+                f"{source} enum kept as VARCHAR; allowed values: {', '.join(ctype.values)}",
+            )
+        if kind == "set":
+            return TypeChoice("TEXT", f"{source} SET kept as comma-separated TEXT")
+        if kind == "year":
+            return TypeChoice("SMALLINT", f"{source} YEAR kept as SMALLINT")
+        if kind == "array":
+            return TypeChoice("JSONB", f"{source} array kept as a JSON array")
+        return TypeChoice("TEXT", f"{source} type {ctype.native or kind} kept as TEXT")
+
+    def _enum_name(self, ctype: ColumnType) -> str:
+        assert ctype.type_name
+        if ctype.type_schema:
+            return f"{self.quote(ctype.type_schema)}.{self.quote(ctype.type_name)}"
+        return self.quote(ctype.type_name)
+
+    def column_sql(self, column: Column, choice: TypeChoice, inline_pk: bool) -> str:
+        text = super().column_sql(column, choice, inline_pk)
+        if column.autoincrement and column.type.kind == "integer":
+            text += " GENERATED BY DEFAULT AS IDENTITY"
+        return text
+
+    def prepare_types(
+        self, conn: Any, columns: Sequence[tuple[TableRef, Column]], source: str
+    ) -> None:
+        if source != self.name:
+            return
+        done: set[str] = set()
+        for _, column in columns:
+            ctype = column.type
+            if ctype.kind != "enum" or not ctype.type_name:
+                continue
+            name = self._enum_name(ctype)
+            if name in done:
+                continue
+            done.add(name)
+            exists = conn.execute(
+                "SELECT 1 FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace "
+                "WHERE t.typname = %s AND (%s::text IS NULL OR n.nspname = %s)",
+                (ctype.type_name, ctype.type_schema, ctype.type_schema),
+            ).fetchone()
+            if not exists:
+                labels = ", ".join("'" + v.replace("'", "''") + "'" for v in ctype.values)
+                conn.execute(f"CREATE TYPE {name} AS ENUM ({labels})")
+
+    def target_schema(self, conn: Any) -> str | None:
+        return str(conn.execute("SELECT current_schema()").fetchone()[0])
+
+    def existing_tables(self, conn: Any, refs: Sequence[TableRef]) -> list[TableRef]:
+        found = []
+        for ref in refs:
+            row = conn.execute("SELECT to_regclass(%s)", (self.table_sql(ref),)).fetchone()
+            if row and row[0] is not None:
+                found.append(ref)
+        return found
+
+    def drop_table_sql(self, target: TableRef) -> str:
+        # CASCADE drops only the constraints of other tables that point here, not the tables.
+        return f"DROP TABLE IF EXISTS {self.table_sql(target)} CASCADE"
+
+    def begin_load(self, conn: Any) -> None:
+        conn.autocommit = False
+
+    def target_converter(self, ctype: ColumnType, choice: TypeChoice) -> Converter | None:
+        if choice.sql.endswith("]") and ctype.kind == "array":
+            return _json_to_list
+        return None
+
+    def insert_rows(
+        self, conn: Any, target: TableRef, columns: Sequence[str], rows: list[Row]
+    ) -> None:
+        statement = pgsql.SQL("COPY {} ({}) FROM STDIN").format(
+            pgsql.SQL(self.table_sql(target)),
+            pgsql.SQL(", ").join(pgsql.Identifier(c) for c in columns),
+        )
+        with conn.cursor() as cur, cur.copy(statement) as copy:
+            for row in rows:
+                copy.write_row(row)
+
+    def reset_autoincrement(self, conn: Any, target: TableRef, column: str) -> None:
+        table = self.table_sql(target)
+        conn.execute(
+            f"SELECT setval(pg_get_serial_sequence(%s, %s), "
+            f"COALESCE(MAX({self.quote(column)}), 0) + 1, false) FROM {table}",
+            (table, column),
+        )
+
+
+def _json_array(value: Any) -> Any:
+    return None if value is None else json.dumps(value, default=str)
+
+
+def _json_to_list(value: Any) -> Any:
+    return None if value is None else json.loads(value)

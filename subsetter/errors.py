@@ -1,0 +1,57 @@
+"""The one exception tree of subsetter.
+
+Every deliberate failure is a ``SubsetterError``; driver errors are wrapped where they cross the
+dialect boundary, so the CLI can print one clear line and exit 1 without a traceback::
+
+    SubsetterError
+    ├── ConfigError          the YAML file is malformed or names something that does not exist
+    ├── ConnectionFailed     a server is unreachable or refused the credentials
+    ├── UnsupportedError     an engine or a type this version cannot handle
+    ├── PlanError            the config cannot be satisfied (e.g. a NOT NULL FK into an excluded table)
+    ├── SourceError          a query on the source failed (e.g. a seed's WHERE is invalid SQL)
+    ├── TargetError          the target cannot take the subset (same as source, tables exist, ...)
+    │   └── LoadError        writing rows or constraints into the target failed
+    └── IntegrityError       the loaded target has orphan rows (exit code 3)
+"""
+
+from __future__ import annotations
+
+
+class SubsetterError(Exception):
+    """Base of every error subsetter raises on purpose."""
+
+    exit_code = 1
+
+
+class ConfigError(SubsetterError):
+    """The config file is malformed, or names a table, column or target that does not exist."""
+
+
+class ConnectionFailed(SubsetterError):
+    """A database could not be reached or refused the credentials."""
+
+
+class UnsupportedError(SubsetterError):
+    """An engine, URL scheme or column type that subsetter cannot handle."""
+
+
+class PlanError(SubsetterError):
+    """The config cannot be satisfied by any subset."""
+
+
+class SourceError(SubsetterError):
+    """A query on the source database failed."""
+
+
+class TargetError(SubsetterError):
+    """The target database cannot receive the subset."""
+
+
+class LoadError(TargetError):
+    """Writing rows, constraints or indexes into the target failed."""
+
+
+class IntegrityError(SubsetterError):
+    """The target holds rows whose foreign key finds no parent."""
+
+    exit_code = 3

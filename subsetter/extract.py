@@ -1,0 +1,155 @@
+"""Stage 3: run the plan on the source and compute the closure in staging, to a fixpoint.
+
+Round 0 stages the seed rows. Each later round (1) fetches the parents of the rows the previous
+round added that are not staged yet, and (2) fetches the children of rows that started pulling
+children in the previous round, along the plan's downstream foreign keys. Rows reached only as
+parents never pull children. The loop ends when a round adds nothing: cycles end there too,
+because a row is staged once and each row's parents and children are asked for once.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from subsetter.catalog import Catalog, ColumnType, ForeignKey, TableRef
+from subsetter.dialects import Dialect
+from subsetter.errors import IntegrityError, SourceError, SubsetterError
+from subsetter.plan import Plan
+from subsetter.reporting import Reporter
+from subsetter.staging import Staging
+
+Row = tuple[Any, ...]
+
+
+@dataclass
+class ExtractStats:
+    """What extraction did: rows per table, rounds, queries, and warnings for the report."""
+
+    rows: dict[TableRef, int] = field(default_factory=dict)
+    rounds: int = 0
+    queries: int = 0
+    warnings: list[str] = field(default_factory=list)
+
+
+class _SourceReader:
+    """Runs key-batched SELECTs on the snapshot connection and stages what they return."""
+
+    def __init__(self, dialect: Dialect, conn: Any, catalog: Catalog, staging: Staging) -> None:
+        self.dialect, self.conn, self.catalog, self.staging = dialect, conn, catalog, staging
+        self.queries = 0
+
+    def run_seed(self, table: TableRef, sql: str, down: bool) -> int:
+        return self._stage(table, sql, [], gen=0, down=down, what=f"the seed on {table}")
+
+    def fetch_by_keys(
+        self, table: TableRef, columns: Sequence[str], keys: list[Row], gen: int, down: bool
+    ) -> int:
+        spec = self.catalog.table(table)
+        types: list[ColumnType] = [spec.column(c).type for c in columns]
+        per_query = self.dialect.keys_per_query(len(columns))
+        added = 0
+        for start in range(0, len(keys), per_query):
+            chunk = keys[start : start + per_query]
+            where = self.dialect.key_filter_sql(columns, len(chunk), types)
+            sql = f"SELECT * FROM {self.dialect.table_sql(table)} WHERE {where}"
+            params = self.dialect.key_params(chunk)
+            added += self._stage(table, sql, params, gen, down, f"reading {table}")
+        return added
+
+    def _stage(
+        self, table: TableRef, sql: str, params: Sequence[Any], gen: int, down: bool, what: str
+    ) -> int:
+        self.queries += 1
+        added = 0
+        try:
+            for rows in self.dialect.stream(self.conn, sql, params, self.staging.batch_size):
+                added += self.staging.add_rows(table, rows, gen, down)
+        except SubsetterError:
+            raise
+        except Exception as exc:
+            if not self.dialect.is_driver_error(exc):
+                raise
+            raise SourceError(
+                f"{what} failed on the source: {self.dialect.wrap_error(exc)}\n  SQL: {sql[:500]}"
+            ) from None
+        return added
+
+
+def extract(
+    plan: Plan,
+    catalog: Catalog,
+    dialect: Dialect,
+    conn: Any,
+    staging: Staging,
+    reporter: Reporter,
+) -> ExtractStats:
+    """Stage the closure of the plan's seeds, reading the source inside its snapshot."""
+    stats = ExtractStats()
+    for ref in plan.tables:
+        table = catalog.table(ref)
+        staging.create(table, [dialect.source_converter(c.type) for c in table.columns])
+    reader = _SourceReader(dialect, conn, catalog, staging)
+    for seed in plan.seeds:
+        started = time.perf_counter()
+        added = reader.run_seed(seed.table, seed.sql, seed.children)
+        reporter.event(f"{seed.label}: {added} rows", seconds=time.perf_counter() - started)
+
+    up_by_child: dict[TableRef, list[ForeignKey]] = {}
+    for fk in plan.upstream:
+        up_by_child.setdefault(fk.child, []).append(fk)
+    down_by_parent: dict[TableRef, list[ForeignKey]] = {}
+    for fk in plan.downstream:
+        down_by_parent.setdefault(fk.parent, []).append(fk)
+
+    gen = 0
+    while True:
+        added_tables, down_tables = staging.tables_with_rows(gen)
+        if not added_tables and not down_tables:
+            break
+        for ref in added_tables:
+            for fk in up_by_child.get(ref, []):
+                for keys in staging.missing_parent_keys(fk, gen):
+                    reader.fetch_by_keys(fk.parent, fk.ref_columns, keys, gen + 1, down=False)
+        for ref in down_tables:
+            for fk in down_by_parent.get(ref, []):
+                for keys in staging.keys_pulling_children(fk, gen):
+                    reader.fetch_by_keys(fk.child, fk.columns, keys, gen + 1, down=True)
+        gen += 1
+        reporter.event(f"closure round {gen} done")
+    stats.rounds = gen
+    stats.queries = reader.queries
+    _settle_dangling_keys(plan, catalog, staging, stats)
+    for fk in plan.nulled:
+        nullable = [c for c in fk.columns if catalog.table(fk.child).column(c).nullable]
+        staging.null_columns(fk.child, nullable)
+    stats.rows = {ref: staging.count(ref) for ref in plan.tables}
+    return stats
+
+
+def _settle_dangling_keys(
+    plan: Plan, catalog: Catalog, staging: Staging, stats: ExtractStats
+) -> None:
+    """Keys whose parent row does not exist in the source: NULL them, or fail if NOT NULL.
+
+    Declared foreign keys cannot dangle, but virtual ones (and unenforced MySQL ones) can.
+    """
+    for fk in plan.upstream:
+        missing = staging.unresolved(fk)
+        if not missing:
+            continue
+        child = catalog.table(fk.child)
+        nullable = [c for c in fk.columns if child.column(c).nullable]
+        if not nullable:
+            raise IntegrityError(
+                f"{missing} row(s) of {fk.child} reference rows of {fk.parent} that do not exist "
+                f"in the source, through {fk}; the columns are NOT NULL, so the rows cannot be "
+                "copied intact. Fix the data, or remove that virtual foreign key."
+            )
+        staging.null_columns(fk.child, nullable, only_unresolved=fk)
+        stats.warnings.append(
+            f"{missing} row(s) of {fk.child} point at missing rows of {fk.parent} through {fk}: "
+            "written as NULL"
+        )

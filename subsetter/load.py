@@ -1,0 +1,266 @@
+"""Stage 5: staging -> target. Create tables, bulk-load rows, then add keys and indexes.
+
+Like pg_restore, rows go in before primary keys, unique keys, foreign keys and indexes (where
+the engine can add them afterwards), so load order never matters and cycles need no special
+case. Where DDL is transactional the whole load is one transaction; elsewhere the tables this
+run created are dropped again on failure, so a failed run leaves no half-loaded table.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from subsetter.catalog import Catalog, Column, ForeignKey, Table, TableRef
+from subsetter.dialects import Dialect, TypeChoice
+from subsetter.errors import LoadError, SubsetterError, TargetError
+from subsetter.plan import Plan
+from subsetter.reporting import Reporter
+from subsetter.staging import Staging
+from subsetter.verify import FkCheck, VerifyResult, verify_target
+
+
+@dataclass(frozen=True)
+class TargetTable:
+    """A source table as the target will hold it: its name there and each column's type."""
+
+    source: Table
+    ref: TableRef
+    types: tuple[TypeChoice, ...]
+
+
+@dataclass
+class LoadStats:
+    """Rows and seconds per table, and what the type mapping changed."""
+
+    rows: dict[TableRef, int] = field(default_factory=dict)
+    seconds: dict[TableRef, float] = field(default_factory=dict)
+    type_notes: list[str] = field(default_factory=list)
+
+
+def map_tables(plan: Plan, catalog: Catalog, target: Dialect) -> dict[TableRef, TargetTable]:
+    """Name each planned table on the target and choose its column types."""
+    schemas = {ref.schema for ref in plan.tables}
+    out: dict[TableRef, TargetTable] = {}
+    for ref in plan.tables:
+        table = catalog.table(ref)
+        if ref.schema is None or (ref.schema == catalog.default_schema and len(schemas) == 1):
+            name = TableRef(None, ref.name)
+        elif ref.schema == catalog.default_schema:
+            name = TableRef(None, ref.name)
+        elif target.supports_schemas:
+            name = TableRef(ref.schema, ref.name)
+        else:
+            name = TableRef(None, f"{ref.schema}_{ref.name}")
+        types = tuple(target.type_sql(c.type, catalog.dialect) for c in table.columns)
+        out[ref] = TargetTable(table, name, types)
+    return out
+
+
+def type_notes(tables: dict[TableRef, TargetTable]) -> list[str]:
+    """Every lossy type mapping, as ``table.column: note``."""
+    return [
+        f"{t.ref}.{col.name}: {choice.note}"
+        for t in tables.values()
+        for col, choice in zip(t.source.columns, t.types, strict=True)
+        if choice.note
+    ]
+
+
+def fk_checks(plan: Plan, tables: dict[TableRef, TargetTable]) -> list[FkCheck]:
+    """The foreign keys (declared and virtual) between planned tables, named as on the target."""
+    return [
+        FkCheck(str(fk), tables[fk.child].ref, fk.columns, tables[fk.parent].ref, fk.ref_columns)
+        for fk in plan.upstream
+        if fk.child in tables and fk.parent in tables
+    ]
+
+
+def check_target_free(
+    dialect: Dialect, conn: Any, tables: dict[TableRef, TargetTable], replace: bool
+) -> list[TableRef]:
+    """Fail when subset tables already exist (unless replacing); return those that do."""
+    existing = dialect.existing_tables(conn, [t.ref for t in tables.values()])
+    if existing and not replace:
+        names = ", ".join(str(r) for r in sorted(existing))
+        raise TargetError(
+            f"the target {dialect.describe()} already has table(s) {names}; "
+            "pass --replace to drop and recreate the subset's tables, or choose an empty target"
+        )
+    return existing
+
+
+def load(
+    plan: Plan,
+    tables: dict[TableRef, TargetTable],
+    staging: Staging,
+    dialect: Dialect,
+    conn: Any,
+    reporter: Reporter,
+    *,
+    replace: bool,
+    source_dialect: str,
+) -> tuple[LoadStats, VerifyResult]:
+    """Load every planned table, add constraints, verify, and commit (or undo everything)."""
+    stats = LoadStats(type_notes=type_notes(tables))
+    created: list[TableRef] = []
+    try:
+        dialect.begin_load(conn)
+        existing = check_target_free(dialect, conn, tables, replace)
+        _drop(dialect, conn, [t for t in reversed(plan.tables) if tables[t].ref in existing], tables)
+        _create_tables(plan, tables, dialect, conn, created, source_dialect)
+        for ref in plan.tables:
+            started = time.perf_counter()
+            stats.rows[ref] = _copy_rows(ref, tables[ref], staging, dialect, conn)
+            stats.seconds[ref] = time.perf_counter() - started
+            reporter.table_loaded(str(tables[ref].ref), stats.rows[ref], stats.seconds[ref])
+        _add_constraints(plan, tables, dialect, conn)
+        result = verify_target(dialect, conn, fk_checks(plan, tables))
+        if not result.ok:
+            raise _IntegrityFailure(result)
+        conn.commit()
+        return stats, result
+    except BaseException as exc:
+        _undo(dialect, conn, created)
+        if isinstance(exc, _IntegrityFailure):
+            from subsetter.errors import IntegrityError
+
+            raise IntegrityError(exc.result.describe() + "; nothing was loaded") from None
+        if isinstance(exc, SubsetterError) or not dialect.is_driver_error(exc):
+            raise
+        raise LoadError(f"loading into {dialect.describe()} failed: {dialect.wrap_error(exc)}") from None
+
+
+class _IntegrityFailure(Exception):
+    def __init__(self, result: VerifyResult) -> None:
+        self.result = result
+
+
+def _undo(dialect: Dialect, conn: Any, created: list[TableRef]) -> None:
+    with contextlib.suppress(Exception):
+        conn.rollback()
+    if not dialect.transactional_ddl:
+        for ref in reversed(created):
+            with contextlib.suppress(Exception):
+                dialect.execute(conn, dialect.drop_table_sql(ref))
+
+
+def _drop(dialect: Dialect, conn: Any, refs: Sequence[TableRef], tables: dict[TableRef, TargetTable]) -> None:
+    for ref in refs:
+        dialect.execute(conn, dialect.drop_table_sql(tables[ref].ref))
+
+
+def _create_tables(
+    plan: Plan,
+    tables: dict[TableRef, TargetTable],
+    dialect: Dialect,
+    conn: Any,
+    created: list[TableRef],
+    source_dialect: str,
+) -> None:
+    for schema in sorted({t.ref.schema for t in tables.values() if t.ref.schema}):
+        statement = dialect.create_schema_sql(schema)
+        if statement:
+            dialect.execute(conn, statement)
+    columns: list[tuple[TableRef, Column]] = [
+        (t.ref, c) for t in tables.values() for c in t.source.columns
+    ]
+    dialect.prepare_types(conn, columns, source_dialect)
+    inline = not dialect.can_alter_constraints
+    for ref in plan.tables:
+        target = tables[ref]
+        fks = _declared_fks(plan, tables, ref) if inline else []
+        for statement in dialect.create_table_sql(
+            target.source, target.ref, target.types, inline, fks
+        ):
+            dialect.execute(conn, statement)
+        created.append(target.ref)
+
+
+def _declared_fks(
+    plan: Plan, tables: dict[TableRef, TargetTable], ref: TableRef
+) -> list[tuple[str, Sequence[str], TableRef, Sequence[str]]]:
+    out = []
+    for fk in plan.upstream:
+        if fk.child == ref and not fk.virtual and fk.parent in tables:
+            out.append((_fk_name(fk, tables), fk.columns, tables[fk.parent].ref, fk.ref_columns))
+    return out
+
+
+def _copy_rows(ref: TableRef, target: TargetTable, staging: Staging, dialect: Dialect, conn: Any) -> int:
+    converters: list[Callable[[Any], Any] | None] = [
+        dialect.target_converter(c.type, choice)
+        for c, choice in zip(target.source.columns, target.types, strict=True)
+    ]
+    columns = target.source.column_names
+    total = 0
+    for rows in staging.read(ref):
+        if any(converters):
+            rows = [
+                tuple(
+                    v if conv is None or v is None else conv(v)
+                    for v, conv in zip(row, converters, strict=True)
+                )
+                for row in rows
+            ]
+        dialect.insert_rows(conn, target.ref, columns, rows)
+        total += len(rows)
+    return total
+
+
+def _add_constraints(
+    plan: Plan, tables: dict[TableRef, TargetTable], dialect: Dialect, conn: Any
+) -> None:
+    after = dialect.can_alter_constraints
+    for ref in plan.tables:
+        target = tables[ref]
+        source = target.source
+        if after and source.primary_key:
+            statement = dialect.add_primary_key_sql(
+                target.ref, source.primary_key, _name(dialect, f"{target.ref.name}_pkey")
+            )
+            if statement:
+                dialect.execute(conn, statement)
+        if after:
+            for key in source.unique_keys:
+                name = _name(dialect, f"{target.ref.name}_{'_'.join(key)}_key")
+                dialect.execute(conn, dialect.add_unique_sql(target.ref, key, name))
+    if after:
+        for fk in plan.upstream:
+            if fk.virtual or fk.child not in tables or fk.parent not in tables:
+                continue
+            dialect.execute(
+                conn,
+                dialect.add_foreign_key_sql(
+                    tables[fk.child].ref,
+                    fk.columns,
+                    tables[fk.parent].ref,
+                    fk.ref_columns,
+                    _fk_name(fk, tables),
+                ),
+            )
+    for ref in plan.tables:
+        target = tables[ref]
+        for index in target.source.indexes:
+            name = _name(dialect, f"{target.ref.name}_{index.name}")
+            dialect.execute(conn, dialect.create_index_sql(target.ref, index, name))
+        for column in target.source.columns:
+            if column.autoincrement and column.type.kind == "integer":
+                dialect.reset_autoincrement(conn, target.ref, column.name)
+
+
+def _fk_name(fk: ForeignKey, tables: dict[TableRef, TargetTable]) -> str:
+    child = tables[fk.child].ref.name
+    return f"{child}_{'_'.join(fk.columns)}_fkey"
+
+
+def _name(dialect: Dialect, text: str, limit: int = 63) -> str:
+    """A constraint or index name that fits the engine's identifier limit, stable across runs."""
+    if len(text) <= limit:
+        return text
+    digest = hashlib.sha1(text.encode()).hexdigest()[:8]
+    return f"{text[: limit - 9]}_{digest}"

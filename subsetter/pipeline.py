@@ -1,0 +1,202 @@
+"""Runs the stages in order; owns the connections, the staging file and their cleanup.
+
+``run`` is what ``subset run`` calls: reflect -> plan -> extract -> load -> verify. The source is
+only ever read, inside one read-only snapshot; the target is refused when it is the source.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from subsetter.catalog import Catalog
+from subsetter.config import Config
+from subsetter.dialects import Dialect, dialect_for
+from subsetter.errors import ConfigError, SubsetterError, TargetError
+from subsetter.extract import extract
+from subsetter.load import check_target_free, fk_checks, load, map_tables, type_notes
+from subsetter.plan import Plan, build_plan
+from subsetter.reflect import reflect_source
+from subsetter.reporting import NullReporter, Reporter
+from subsetter.staging import Staging
+from subsetter.verify import VerifyResult, verify_target
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How ``run`` should treat the target and staging."""
+
+    target: str | None = None
+    """Name of a target in the config."""
+    target_url: str | None = None
+    """A URL that overrides ``target``."""
+    replace: bool = False
+    dry_run: bool = False
+    keep_staging: str | None = None
+    batch_size: int = 10_000
+
+
+@dataclass
+class RunResult:
+    """What a run did: the plan, rows per table, timings, verification. JSON-ready via to_dict."""
+
+    plan: Plan
+    source: str
+    target: str
+    dry_run: bool = False
+    rows: dict[str, int] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)
+    table_seconds: dict[str, float] = field(default_factory=dict)
+    verification: VerifyResult | None = None
+    warnings: list[str] = field(default_factory=list)
+    type_notes: list[str] = field(default_factory=list)
+    rounds: int = 0
+    queries: int = 0
+
+    @property
+    def total_rows(self) -> int:
+        return sum(self.rows.values())
+
+    def to_dict(self) -> dict[str, Any]:
+        """The ``--report`` JSON document."""
+        return {
+            "source": self.source,
+            "target": self.target,
+            "dry_run": self.dry_run,
+            "tables": {
+                name: {"rows": n, "seconds": round(self.table_seconds.get(name, 0.0), 4)}
+                for name, n in sorted(self.rows.items())
+            },
+            "total_rows": self.total_rows,
+            "stages": {k: round(v, 4) for k, v in self.seconds.items()},
+            "closure_rounds": self.rounds,
+            "source_queries": self.queries,
+            "cycles": [[str(t) for t in c] for c in self.plan.cycles],
+            "verification": None
+            if self.verification is None
+            else {
+                "ok": self.verification.ok,
+                "foreign_keys_checked": self.verification.checked,
+                "orphans": self.verification.orphans,
+            },
+            "warnings": self.warnings,
+            "type_notes": self.type_notes,
+        }
+
+
+@contextlib.contextmanager
+def _timed(seconds: dict[str, float], name: str, reporter: Reporter) -> Iterator[None]:
+    reporter.stage(name)
+    started = time.perf_counter()
+    try:
+        yield
+    finally:
+        seconds[name] = seconds.get(name, 0.0) + time.perf_counter() - started
+
+
+def _close(conn: Any) -> None:
+    with contextlib.suppress(Exception):
+        conn.close()
+
+
+def source_dialect(config: Config) -> Dialect:
+    return dialect_for(config.source_url, config.locate("source", "url").rstrip(": "))
+
+
+def target_dialect(config: Config, options: RunOptions) -> Dialect:
+    if options.target_url:
+        return dialect_for(config.resolve_url(options.target_url), "--target-url")
+    if not options.target:
+        raise ConfigError("no target: pass --target NAME (one of the config's targets) or --target-url")
+    return dialect_for(config.target_url(options.target), config.locate("targets", options.target).rstrip(": "))
+
+
+def plan_subset(config: Config, reporter: Reporter | None = None) -> tuple[Plan, Catalog]:
+    """Reflect the source and build the plan; moves no data."""
+    dialect = source_dialect(config)
+    catalog = reflect_source(dialect, config)
+    return build_plan(catalog, config, dialect), catalog
+
+
+def refuse_same_database(source: Dialect, source_conn: Any, target: Dialect, target_conn: Any) -> None:
+    """Stop when the target is the source, however the two URLs are spelled."""
+    if source.database_identity(source_conn) == target.database_identity(target_conn):
+        raise TargetError(
+            f"the target {target.describe()} is the source database; "
+            "subsetter never writes to the source. Choose another target."
+        )
+
+
+def run(config: Config, options: RunOptions, reporter: Reporter | None = None) -> RunResult:
+    """Cut the subset the config describes and load it into the chosen target."""
+    reporter = reporter or NullReporter()
+    seconds: dict[str, float] = {}
+    src = source_dialect(config)
+    tgt = target_dialect(config, options)
+    source_conn = src.connect(read_only=True)
+    target_conn: Any = None
+    staging: Staging | None = None
+    try:
+        target_conn = tgt.connect()
+        refuse_same_database(src, source_conn, tgt, target_conn)
+        with _timed(seconds, "reflect", reporter):
+            catalog = reflect_source(src, config)
+        with _timed(seconds, "plan", reporter):
+            plan = build_plan(catalog, config, src)
+            tables = map_tables(plan, catalog, tgt)
+        result = RunResult(plan, src.describe(), tgt.describe(), dry_run=options.dry_run)
+        result.type_notes = type_notes(tables)
+        check_target_free(tgt, target_conn, tables, options.replace)
+        if options.dry_run:
+            result.seconds = seconds
+            return result
+        staging = Staging(options.keep_staging, options.batch_size)
+        with _timed(seconds, "extract", reporter):
+            src.begin_snapshot(source_conn)
+            stats = extract(plan, catalog, src, source_conn, staging, reporter)
+        _close(source_conn)
+        result.warnings += stats.warnings
+        for warning in stats.warnings:
+            reporter.warning(warning)
+        with _timed(seconds, "load", reporter):
+            loaded, verification = load(
+                plan, tables, staging, tgt, target_conn, reporter,
+                replace=options.replace, source_dialect=catalog.dialect,
+            )  # fmt: skip
+        result.rows = {str(tables[ref].ref): n for ref, n in loaded.rows.items()}
+        result.table_seconds = {str(tables[ref].ref): s for ref, s in loaded.seconds.items()}
+        result.verification = verification
+        result.rounds, result.queries = stats.rounds, stats.queries
+        result.seconds = seconds
+        return result
+    finally:
+        _close(source_conn)
+        if target_conn is not None:
+            _close(target_conn)
+        if staging is not None:
+            staging.close()
+
+
+def verify(config: Config, options: RunOptions, reporter: Reporter | None = None) -> VerifyResult:
+    """Check an already loaded target: every foreign key of the subset's tables resolves."""
+    plan, catalog = plan_subset(config, reporter)
+    tgt = target_dialect(config, options)
+    tables = map_tables(plan, catalog, tgt)
+    conn = tgt.connect()
+    try:
+        present = set(tgt.existing_tables(conn, [t.ref for t in tables.values()]))
+        checks = [c for c in fk_checks(plan, tables) if c.child in present and c.parent in present]
+        if not present:
+            raise TargetError(f"the target {tgt.describe()} holds none of the subset's tables")
+        return verify_target(tgt, conn, checks)
+    except SubsetterError:
+        raise
+    except Exception as exc:
+        if tgt.is_driver_error(exc):
+            raise TargetError(f"verifying {tgt.describe()} failed: {tgt.wrap_error(exc)}") from None
+        raise
+    finally:
+        _close(conn)

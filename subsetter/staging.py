@@ -1,0 +1,313 @@
+"""The DuckDB staging store: every subset row passes through here between source and target.
+
+One staging table per source table, with positional columns ``c0..cN`` typed from the catalog,
+plus two bookkeeping columns: ``_gen``, the closure round that added the row (its parents are
+fetched in the next round), and ``_dgen``, the round in which the row started pulling its
+children (NULL for rows that are in only as somebody's parent). Set operations ("keys not yet
+staged") run in DuckDB, so no Python loop ever walks the subset row by row to decide anything.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import os
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from subsetter.catalog import ColumnType, ForeignKey, Table, TableRef
+from subsetter.errors import SourceError
+
+Row = tuple[Any, ...]
+Converter = Callable[[Any], Any]
+
+
+@dataclass(frozen=True)
+class StagedColumn:
+    """How one source column is held in staging."""
+
+    sql_type: str
+    arrow_type: pa.DataType
+    to_staging: Converter | None
+
+
+def staged_column(ctype: ColumnType) -> StagedColumn:
+    """Pick the DuckDB type that holds every value of ``ctype`` without loss."""
+    kind = ctype.kind
+    if kind in {"integer", "year"}:
+        return StagedColumn("BIGINT", pa.int64(), _to_int)
+    if kind == "decimal" and ctype.precision and ctype.precision <= 38:
+        p, s = ctype.precision, ctype.scale or 0
+        return StagedColumn(f"DECIMAL({p}, {s})", pa.decimal128(p, s), None)
+    if kind == "float":
+        return StagedColumn("DOUBLE", pa.float64(), None)
+    if kind == "boolean":
+        return StagedColumn("BOOLEAN", pa.bool_(), _to_bool)
+    if kind == "date":
+        return StagedColumn("DATE", pa.date32(), _to_date)
+    if kind == "time":
+        return StagedColumn("TIME", pa.time64("us"), None)
+    if kind == "timestamp":
+        return StagedColumn("TIMESTAMP", pa.timestamp("us"), None)
+    if kind == "timestamptz":
+        return StagedColumn("TIMESTAMPTZ", pa.timestamp("us", tz="UTC"), None)
+    if kind == "interval":
+        return StagedColumn("INTERVAL", pa.month_day_nano_interval(), None)
+    if kind == "binary":
+        return StagedColumn("BLOB", pa.binary(), _to_bytes)
+    if kind in {"json", "array"}:
+        return StagedColumn("VARCHAR", pa.string(), _to_json_text)
+    return StagedColumn("VARCHAR", pa.string(), _to_text)
+
+
+class Staging:
+    """A DuckDB file holding the subset while it is computed, masked and loaded."""
+
+    def __init__(self, keep_path: str | Path | None = None, batch_size: int = 10_000) -> None:
+        self.batch_size = batch_size
+        self._keep = keep_path is not None
+        if keep_path is not None:
+            self.path = Path(keep_path)
+            if self.path.exists():
+                self.path.unlink()
+        else:
+            fd, name = tempfile.mkstemp(prefix="subsetter-", suffix=".duckdb")
+            os.close(fd)
+            os.unlink(name)
+            self.path = Path(name)
+        self.conn = duckdb.connect(str(self.path))
+        self.conn.execute("SET TimeZone = 'UTC'")
+        self._tables: dict[TableRef, tuple[str, Table, list[StagedColumn]]] = {}
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def close(self) -> None:
+        """Close the file; remove it unless it was asked to be kept."""
+        with contextlib.suppress(Exception):
+            self.conn.close()
+        if not self._keep:
+            for suffix in ("", ".wal"):
+                with contextlib.suppress(FileNotFoundError):
+                    Path(str(self.path) + suffix).unlink()
+
+    def __enter__(self) -> Staging:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ tables
+
+    def create(self, table: Table, converters: Sequence[Converter | None] = ()) -> None:
+        """Make the staging table for ``table``; ``converters`` adapt the driver's values first."""
+        name = f"t{len(self._tables)}"
+        staged = [staged_column(c.type) for c in table.columns]
+        if converters:
+            staged = [
+                StagedColumn(s.sql_type, s.arrow_type, _chain(conv, s.to_staging))
+                for s, conv in zip(staged, converters, strict=True)
+            ]
+        cols = ", ".join(f"c{i} {s.sql_type}" for i, s in enumerate(staged))
+        self.conn.execute(f"CREATE TABLE {name} ({cols}, _gen INTEGER, _dgen INTEGER)")
+        self.conn.execute(
+            "CREATE TABLE IF NOT EXISTS _tables (name VARCHAR, schema_name VARCHAR, "
+            "table_name VARCHAR, columns VARCHAR[])"
+        )
+        self.conn.execute(
+            "INSERT INTO _tables VALUES (?, ?, ?, ?)",
+            [name, table.ref.schema, table.ref.name, list(table.column_names)],
+        )
+        self._tables[table.ref] = (name, table, staged)
+
+    def _cols(self, ref: TableRef, columns: Sequence[str], alias: str = "") -> list[str]:
+        _, table, _ = self._tables[ref]
+        names = table.column_names
+        prefix = f"{alias}." if alias else ""
+        return [f"{prefix}c{names.index(c)}" for c in columns]
+
+    def add_rows(self, ref: TableRef, rows: list[Row], gen: int, down: bool) -> int:
+        """Stage rows not staged yet; with ``down``, mark staged ones as pulling children too."""
+        if not rows:
+            return 0
+        name, table, staged = self._tables[ref]
+        batch = self._to_arrow(table, staged, rows)  # noqa: F841 - DuckDB scans it by name
+        keys = self._cols(ref, table.identity)
+        match = " AND ".join(f"s.{k} IS NOT DISTINCT FROM b.{k}" for k in keys)
+        all_cols = ", ".join(f"b.c{i}" for i in range(len(staged)))
+        dgen = str(gen) if down else "NULL"
+        inserted = self.conn.execute(
+            f"INSERT INTO {name} SELECT DISTINCT ON ({', '.join('b.' + k for k in keys)}) "
+            f"{all_cols}, {gen}, {dgen} FROM batch b "
+            f"WHERE NOT EXISTS (SELECT 1 FROM {name} s WHERE {match})"
+        ).fetchone()
+        if down:
+            self.conn.execute(
+                f"UPDATE {name} s SET _dgen = {gen} FROM batch b WHERE s._dgen IS NULL AND {match}"
+            )
+        return int(inserted[0]) if inserted else 0
+
+    def _to_arrow(self, table: Table, staged: list[StagedColumn], rows: list[Row]) -> pa.Table:
+        arrays = {}
+        for i, (column, how) in enumerate(zip(table.columns, staged, strict=True)):
+            values = [r[i] for r in rows]
+            try:
+                if how.to_staging is not None:
+                    values = [None if v is None else how.to_staging(v) for v in values]
+                arrays[f"c{i}"] = pa.array(values, type=how.arrow_type)
+            except (ValueError, TypeError, ArithmeticError, pa.ArrowException) as exc:
+                raise SourceError(
+                    f"table {table.ref}, column {column.name}: a value does not fit its declared "
+                    f"type {column.type.native or column.type.kind} ({exc})"
+                ) from None
+        return pa.table(arrays)
+
+    # ------------------------------------------------------------------ closure queries
+
+    def tables_with_rows(self, gen: int) -> tuple[list[TableRef], list[TableRef]]:
+        """Tables with rows added in round ``gen``, and tables with rows pulling children since."""
+        added, down = [], []
+        for ref, (name, _, _) in self._tables.items():
+            a, d = self.conn.execute(
+                f"SELECT count(*) FILTER (WHERE _gen = ?), count(*) FILTER (WHERE _dgen = ?) "
+                f"FROM {name}",
+                [gen, gen],
+            ).fetchone()
+            if a:
+                added.append(ref)
+            if d:
+                down.append(ref)
+        return added, down
+
+    def missing_parent_keys(self, fk: ForeignKey, gen: int) -> Iterator[list[Row]]:
+        """Distinct non-null key values of rows added in ``gen`` whose parent is not staged yet."""
+        child, parent = self._tables[fk.child][0], self._tables[fk.parent][0]
+        fk_cols = self._cols(fk.child, fk.columns)
+        ref_cols = self._cols(fk.parent, fk.ref_columns)
+        not_null = " AND ".join(f"{c} IS NOT NULL" for c in fk_cols)
+        sql = (
+            f"SELECT DISTINCT {', '.join(fk_cols)} FROM {child} WHERE _gen = {gen} AND {not_null} "
+            f"EXCEPT SELECT {', '.join(ref_cols)} FROM {parent}"
+        )
+        yield from self._batches(sql)
+
+    def keys_pulling_children(self, fk: ForeignKey, gen: int) -> Iterator[list[Row]]:
+        """Distinct referenced-key values of parent rows that started pulling children in ``gen``."""
+        parent = self._tables[fk.parent][0]
+        ref_cols = self._cols(fk.parent, fk.ref_columns)
+        not_null = " AND ".join(f"{c} IS NOT NULL" for c in ref_cols)
+        sql = f"SELECT DISTINCT {', '.join(ref_cols)} FROM {parent} WHERE _dgen = {gen} AND {not_null}"
+        yield from self._batches(sql)
+
+    def _batches(self, sql: str) -> Iterator[list[Row]]:
+        # A cursor of its own: the caller writes to staging while these batches stream.
+        cursor = self.conn.cursor()
+        try:
+            for batch in cursor.sql(sql).to_arrow_reader(self.batch_size):
+                yield arrow_rows(batch)
+        finally:
+            cursor.close()
+
+    def unresolved(self, fk: ForeignKey) -> int:
+        """Staged child rows whose non-null key finds no staged parent."""
+        child, parent = self._tables[fk.child][0], self._tables[fk.parent][0]
+        fk_cols = self._cols(fk.child, fk.columns, "c")
+        ref_cols = self._cols(fk.parent, fk.ref_columns, "p")
+        not_null = " AND ".join(f"{c} IS NOT NULL" for c in fk_cols)
+        match = " AND ".join(f"{r} = {c}" for r, c in zip(ref_cols, fk_cols, strict=True))
+        return int(
+            self.conn.execute(
+                f"SELECT count(*) FROM {child} c WHERE {not_null} "
+                f"AND NOT EXISTS (SELECT 1 FROM {parent} p WHERE {match})"
+            ).fetchone()[0]
+        )
+
+    def null_columns(self, ref: TableRef, columns: Sequence[str], only_unresolved: ForeignKey | None = None) -> None:
+        """Set ``columns`` to NULL (all rows, or only rows whose ``only_unresolved`` key dangles)."""
+        name = self._tables[ref][0]
+        sets = ", ".join(f"{c} = NULL" for c in self._cols(ref, columns))
+        where = ""
+        if only_unresolved is not None:
+            fk = only_unresolved
+            parent = self._tables[fk.parent][0]
+            fk_cols = self._cols(fk.child, fk.columns, name)
+            ref_cols = self._cols(fk.parent, fk.ref_columns, "p")
+            match = " AND ".join(f"{r} = {c}" for r, c in zip(ref_cols, fk_cols, strict=True))
+            where = f" WHERE NOT EXISTS (SELECT 1 FROM {parent} p WHERE {match})"
+        self.conn.execute(f"UPDATE {name} SET {sets}{where}")
+
+    # ------------------------------------------------------------------ reading back
+
+    def count(self, ref: TableRef) -> int:
+        name = self._tables[ref][0]
+        return int(self.conn.execute(f"SELECT count(*) FROM {name}").fetchone()[0])
+
+    def read(self, ref: TableRef) -> Iterator[list[Row]]:
+        """All staged rows of a table in batches, ordered by their identity (deterministic)."""
+        name, table, staged = self._tables[ref]
+        cols = ", ".join(f"c{i}" for i in range(len(staged)))
+        order = ", ".join(self._cols(ref, table.identity))
+        yield from self._batches(f"SELECT {cols} FROM {name} ORDER BY {order}")
+
+    @property
+    def tables(self) -> list[TableRef]:
+        return list(self._tables)
+
+    def schema_of(self, ref: TableRef) -> Table:
+        return self._tables[ref][1]
+
+
+def _chain(first: Converter | None, second: Converter | None) -> Converter | None:
+    if first is None or second is None:
+        return first or second
+    return lambda v: None if (x := first(v)) is None else second(x)
+
+
+def _to_int(value: Any) -> Any:
+    return int(value) if not isinstance(value, int) else value
+
+
+def _to_bool(value: Any) -> Any:
+    return bool(value)
+
+
+def _to_date(value: Any) -> Any:
+    return value.date() if isinstance(value, dt.datetime) else value
+
+
+def _to_bytes(value: Any) -> Any:
+    return bytes(value) if isinstance(value, memoryview | bytearray) else value
+
+
+def _to_text(value: Any) -> Any:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bytes | memoryview | bytearray):
+        return bytes(value).hex()
+    return str(value)
+
+
+def _to_json_text(value: Any) -> Any:
+    return value if isinstance(value, str) else json.dumps(value, default=str)
+
+
+def arrow_rows(batch: pa.RecordBatch) -> list[Row]:
+    """An Arrow batch as row tuples of plain Python values."""
+    return list(zip(*(_interval_safe(c.to_pylist()) for c in batch.columns), strict=True))
+
+
+def _interval_safe(values: list[Any]) -> list[Any]:
+    """Arrow hands intervals over as MonthDayNano tuples; drivers want timedeltas."""
+    if not values or not any(type(v).__name__ == "MonthDayNano" for v in values):
+        return values
+    return [
+        None if v is None else dt.timedelta(days=v.months * 30 + v.days, microseconds=v.nanoseconds // 1000)
+        for v in values
+    ]
+
