@@ -98,7 +98,9 @@ def run(
     keep_staging: Annotated[
         Path | None, typer.Option("--keep-staging", help="Keep the DuckDB staging file here.")
     ] = None,
-    batch_size: Annotated[int, typer.Option("--batch-size", min=100, help="Rows per batch.")] = 10_000,
+    batch_size: Annotated[
+        int, typer.Option("--batch-size", min=100, help="Rows per batch.")
+    ] = 10_000,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only errors and warnings.")] = False,
     debug: DebugOpt = False,
 ) -> None:

@@ -54,7 +54,7 @@ class _SourceReader:
         for start in range(0, len(keys), per_query):
             chunk = keys[start : start + per_query]
             where = self.dialect.key_filter_sql(columns, len(chunk), types)
-            sql = f"SELECT * FROM {self.dialect.table_sql(table)} WHERE {where}"
+            sql = f"{self.dialect.select_sql(spec)} WHERE {where}"
             params = self.dialect.key_params(chunk)
             added += self._stage(table, sql, params, gen, down, f"reading {table}")
         return added

@@ -48,9 +48,7 @@ def map_tables(plan: Plan, catalog: Catalog, target: Dialect) -> dict[TableRef, 
     out: dict[TableRef, TargetTable] = {}
     for ref in plan.tables:
         table = catalog.table(ref)
-        if ref.schema is None or (ref.schema == catalog.default_schema and len(schemas) == 1):
-            name = TableRef(None, ref.name)
-        elif ref.schema == catalog.default_schema:
+        if ref.schema is None or (ref.schema == catalog.default_schema and len(schemas) == 1) or ref.schema == catalog.default_schema:
             name = TableRef(None, ref.name)
         elif target.supports_schemas:
             name = TableRef(ref.schema, ref.name)
@@ -58,7 +56,33 @@ def map_tables(plan: Plan, catalog: Catalog, target: Dialect) -> dict[TableRef, 
             name = TableRef(None, f"{ref.schema}_{ref.name}")
         types = tuple(target.type_sql(c.type, catalog.dialect) for c in table.columns)
         out[ref] = TargetTable(table, name, types)
+    if target.name != catalog.dialect:
+        _align_key_types(plan, out)
     return out
+
+
+def _align_key_types(plan: Plan, tables: dict[TableRef, TargetTable]) -> None:
+    """Give each foreign-key column its parent column's target type.
+
+    Sources may pair a SMALLINT key with an INTEGER parent (Pagila does); MySQL refuses such a
+    foreign key, so across engines the child takes the parent's type.
+    """
+    changed = True
+    while changed:
+        changed = False
+        for fk in plan.upstream:
+            if fk.virtual or fk.child not in tables or fk.parent not in tables:
+                continue
+            child, parent = tables[fk.child], tables[fk.parent]
+            types = list(child.types)
+            for col, ref_col in zip(fk.columns, fk.ref_columns, strict=True):
+                i = child.source.column_names.index(col)
+                j = parent.source.column_names.index(ref_col)
+                same_kind = child.source.columns[i].type.kind == parent.source.columns[j].type.kind
+                if same_kind and types[i].sql != parent.types[j].sql:
+                    types[i] = parent.types[j]
+                    changed = True
+            tables[fk.child] = TargetTable(child.source, child.ref, tuple(types))
 
 
 def type_notes(tables: dict[TableRef, TargetTable]) -> list[str]:
@@ -111,7 +135,9 @@ def load(
     try:
         dialect.begin_load(conn)
         existing = check_target_free(dialect, conn, tables, replace)
-        _drop(dialect, conn, [t for t in reversed(plan.tables) if tables[t].ref in existing], tables)
+        _drop(
+            dialect, conn, [t for t in reversed(plan.tables) if tables[t].ref in existing], tables
+        )
         _create_tables(plan, tables, dialect, conn, created, source_dialect)
         for ref in plan.tables:
             started = time.perf_counter()
@@ -132,7 +158,9 @@ def load(
             raise IntegrityError(exc.result.describe() + "; nothing was loaded") from None
         if isinstance(exc, SubsetterError) or not dialect.is_driver_error(exc):
             raise
-        raise LoadError(f"loading into {dialect.describe()} failed: {dialect.wrap_error(exc)}") from None
+        raise LoadError(
+            f"loading into {dialect.describe()} failed: {dialect.wrap_error(exc)}"
+        ) from None
 
 
 class _IntegrityFailure(Exception):
@@ -149,7 +177,9 @@ def _undo(dialect: Dialect, conn: Any, created: list[TableRef]) -> None:
                 dialect.execute(conn, dialect.drop_table_sql(ref))
 
 
-def _drop(dialect: Dialect, conn: Any, refs: Sequence[TableRef], tables: dict[TableRef, TargetTable]) -> None:
+def _drop(
+    dialect: Dialect, conn: Any, refs: Sequence[TableRef], tables: dict[TableRef, TargetTable]
+) -> None:
     for ref in refs:
         dialect.execute(conn, dialect.drop_table_sql(tables[ref].ref))
 
@@ -191,7 +221,9 @@ def _declared_fks(
     return out
 
 
-def _copy_rows(ref: TableRef, target: TargetTable, staging: Staging, dialect: Dialect, conn: Any) -> int:
+def _copy_rows(
+    ref: TableRef, target: TargetTable, staging: Staging, dialect: Dialect, conn: Any
+) -> int:
     converters: list[Callable[[Any], Any] | None] = [
         dialect.target_converter(c.type, choice)
         for c, choice in zip(target.source.columns, target.types, strict=True)

@@ -110,8 +110,12 @@ def target_dialect(config: Config, options: RunOptions) -> Dialect:
     if options.target_url:
         return dialect_for(config.resolve_url(options.target_url), "--target-url")
     if not options.target:
-        raise ConfigError("no target: pass --target NAME (one of the config's targets) or --target-url")
-    return dialect_for(config.target_url(options.target), config.locate("targets", options.target).rstrip(": "))
+        raise ConfigError(
+            "no target: pass --target NAME (one of the config's targets) or --target-url"
+        )
+    return dialect_for(
+        config.target_url(options.target), config.locate("targets", options.target).rstrip(": ")
+    )
 
 
 def plan_subset(config: Config, reporter: Reporter | None = None) -> tuple[Plan, Catalog]:
@@ -121,7 +125,9 @@ def plan_subset(config: Config, reporter: Reporter | None = None) -> tuple[Plan,
     return build_plan(catalog, config, dialect), catalog
 
 
-def refuse_same_database(source: Dialect, source_conn: Any, target: Dialect, target_conn: Any) -> None:
+def refuse_same_database(
+    source: Dialect, source_conn: Any, target: Dialect, target_conn: Any
+) -> None:
     """Stop when the target is the source, however the two URLs are spelled."""
     if source.database_identity(source_conn) == target.database_identity(target_conn):
         raise TargetError(

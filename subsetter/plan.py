@@ -77,14 +77,12 @@ def build_plan(catalog: Catalog, config: Config, dialect: Dialect) -> Plan:
     """Decide the tables, relations and seed queries of a run."""
     excluded = _resolve_all(catalog, config, "exclude", config.exclude)
     passthrough = _resolve_all(catalog, config, "passthrough", config.passthrough)
-    seeds = [
-        _seed_query(catalog, config, dialect, i, excluded) for i in range(len(config.seeds))
-    ]
+    seeds = [_seed_query(catalog, config, dialect, i, excluded) for i in range(len(config.seeds))]
     for ref, where in ((r, "passthrough") for r in passthrough):
         if ref in excluded:
             raise ConfigError(f"{config.locate(where)}table {ref} is both passthrough and excluded")
         seeds.append(
-            SeedQuery(ref, f"SELECT * FROM {dialect.table_sql(ref)}", False, f"passthrough {ref}")
+            SeedQuery(ref, dialect.select_sql(catalog.table(ref)), False, f"passthrough {ref}")
         )
 
     kept = [t for t in catalog.tables if t not in excluded]
@@ -140,7 +138,7 @@ def _seed_query(
         conditions.append(f"({seed.where})")
     if seed.percent is not None:
         conditions.append(dialect.sample_sql(table.identity, seed.percent, SAMPLE_SALT))
-    sql = f"SELECT * FROM {dialect.table_sql(ref)}"
+    sql = dialect.select_sql(table)
     if conditions:
         sql += " WHERE " + " AND ".join(conditions)
     if seed.limit is not None:

@@ -228,7 +228,9 @@ class Staging:
             ).fetchone()[0]
         )
 
-    def null_columns(self, ref: TableRef, columns: Sequence[str], only_unresolved: ForeignKey | None = None) -> None:
+    def null_columns(
+        self, ref: TableRef, columns: Sequence[str], only_unresolved: ForeignKey | None = None
+    ) -> None:
         """Set ``columns`` to NULL (all rows, or only rows whose ``only_unresolved`` key dangles)."""
         name = self._tables[ref][0]
         sets = ", ".join(f"{c} = NULL" for c in self._cols(ref, columns))
@@ -307,7 +309,8 @@ def _interval_safe(values: list[Any]) -> list[Any]:
     if not values or not any(type(v).__name__ == "MonthDayNano" for v in values):
         return values
     return [
-        None if v is None else dt.timedelta(days=v.months * 30 + v.days, microseconds=v.nanoseconds // 1000)
+        None
+        if v is None
+        else dt.timedelta(days=v.months * 30 + v.days, microseconds=v.nanoseconds // 1000)
         for v in values
     ]
-

@@ -35,8 +35,12 @@ class VerifyResult:
     def describe(self) -> str:
         if self.ok:
             return f"integrity verified: {self.checked} foreign keys, no orphan rows"
-        worst = "; ".join(f"{label}: {n} orphan row(s)" for label, n in sorted(self.orphans.items()))
-        return f"integrity check failed on {len(self.orphans)} of {self.checked} foreign keys: {worst}"
+        worst = "; ".join(
+            f"{label}: {n} orphan row(s)" for label, n in sorted(self.orphans.items())
+        )
+        return (
+            f"integrity check failed on {len(self.orphans)} of {self.checked} foreign keys: {worst}"
+        )
 
 
 def orphan_count_sql(dialect: Dialect, check: FkCheck) -> str:

@@ -106,6 +106,15 @@ class Dialect:
         prefix = f"{alias}." if alias else ""
         return ", ".join(prefix + self.quote(c) for c in columns)
 
+    def read_sql(self, column: Column) -> str:
+        """How a column is selected from the source (a cast where the driver's value is awkward)."""
+        return self.quote(column.name)
+
+    def select_sql(self, table: Table) -> str:
+        """``SELECT <every column> FROM <table>``, columns in catalog order."""
+        columns = ", ".join(self.read_sql(c) for c in table.columns)
+        return f"SELECT {columns} FROM {self.table_sql(table.ref)}"
+
     def text_sql(self, expr: str) -> str:
         """Cast an expression to text (used to hash keys for percent samples)."""
         return f"CAST({expr} AS TEXT)"

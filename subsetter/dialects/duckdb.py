@@ -90,6 +90,11 @@ class DuckDBDialect(Dialect):
                 f"cannot open {self.describe()}: {self.wrap_error(exc)}"
             ) from None
 
+    def execute(self, conn: Any, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        # conn.cursor() would open a second DuckDB connection outside this one's transaction.
+        result = conn.execute(sql, list(params)) if params else conn.execute(sql)
+        return [tuple(r) for r in result.fetchall()] if result.description else []
+
     def begin_snapshot(self, conn: Any) -> None:
         conn.execute("BEGIN TRANSACTION")
 

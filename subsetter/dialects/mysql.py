@@ -191,9 +191,14 @@ class MySQLDialect(SQLAlchemyReflection):
         # AUTO_INCREMENT needs its key at CREATE time, and InnoDB clusters rows by the primary
         # key anyway, so the primary key is declared inline; the rest comes after the load.
         [create] = super().create_table_sql(table, target, types, False, ())
-        if table.primary_key:
+        keys = [f"PRIMARY KEY ({self.columns_sql(table.primary_key)})"] if table.primary_key else []
+        for col in table.columns:
+            # InnoDB wants an AUTO_INCREMENT column to lead some index.
+            if col.autoincrement and table.primary_key[:1] != (col.name,):
+                keys.append(f"KEY ({self.quote(col.name)})")
+        if keys:
             head, _, tail = create.rpartition("\n)")
-            create = f"{head},\n  PRIMARY KEY ({self.columns_sql(table.primary_key)})\n){tail}"
+            create = f"{head},\n  " + ",\n  ".join(keys) + f"\n){tail}"
         return [create + " ENGINE=InnoDB DEFAULT CHARSET=utf8mb4"]
 
     def add_primary_key_sql(self, target: TableRef, columns: Sequence[str], name: str) -> str:

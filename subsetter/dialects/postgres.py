@@ -148,6 +148,13 @@ class PostgresDialect(SQLAlchemyReflection):
         base = ctype.native or "TEXT"
         return "TEXT[]" if ctype.kind in {"other", "json", "array"} else f"{base}[]"
 
+    def read_sql(self, column: Column) -> str:
+        # Types psycopg has no Python form for (ranges, tsvector, geometry...) travel as text,
+        # which PostgreSQL parses back on the way in.
+        if column.type.kind == "other":
+            return f"{self.quote(column.name)}::text"
+        return self.quote(column.name)
+
     def stream(self, conn: Any, sql: str, params: Sequence[Any], size: int) -> Iterator[list[Row]]:
         # A named (server-side) cursor keeps memory bounded however many rows match.
         with conn.cursor(name=f"subsetter_{next(_CURSOR_NUMBERS)}") as cur:
@@ -243,7 +250,7 @@ class PostgresDialect(SQLAlchemyReflection):
         return f"DROP TABLE IF EXISTS {self.table_sql(target)} CASCADE"
 
     def begin_load(self, conn: Any) -> None:
-        conn.autocommit = False
+        conn.rollback()  # end the read-only checks' transaction; the load is one transaction
 
     def target_converter(self, ctype: ColumnType, choice: TypeChoice) -> Converter | None:
         if choice.sql.endswith("]") and ctype.kind == "array":
