@@ -56,7 +56,7 @@ class TableRef:
 
 @dataclass(frozen=True)
 class ColumnType:
-    """An engine-neutral column type; ``native`` is the source's spelling, kept for same-engine copies."""
+    """An engine-neutral column type; ``native`` is the source's spelling for same-engine copies."""
 
     kind: str
     native: str = ""
@@ -139,7 +139,7 @@ class Table:
 
     @property
     def identity(self) -> tuple[str, ...]:
-        """Columns that tell rows apart: the primary key, a NOT NULL unique key, else every column."""
+        """Columns telling rows apart: the primary key, a NOT NULL unique key, else all columns."""
         if self.primary_key:
             return self.primary_key
         for key in self.unique_keys:

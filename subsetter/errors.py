@@ -7,7 +7,7 @@ dialect boundary, so the CLI can print one clear line and exit 1 without a trace
     ├── ConfigError          the YAML file is malformed or names something that does not exist
     ├── ConnectionFailed     a server is unreachable or refused the credentials
     ├── UnsupportedError     an engine or a type this version cannot handle
-    ├── PlanError            the config cannot be satisfied (e.g. a NOT NULL FK into an excluded table)
+    ├── PlanError            no subset satisfies the config (a NOT NULL FK into an excluded table)
     ├── SourceError          a query on the source failed (e.g. a seed's WHERE is invalid SQL)
     ├── TargetError          the target cannot take the subset (same as source, tables exist, ...)
     │   └── LoadError        writing rows or constraints into the target failed

@@ -48,14 +48,14 @@ class FkGraph:
         return [d["fk"] for _, _, d in self._g.in_edges(table, data=True)]
 
     def upstream(self, starts: Iterable[TableRef]) -> set[TableRef]:
-        """Tables reachable from ``starts`` by following foreign keys to parents (starts included)."""
+        """Tables reachable from ``starts`` through foreign keys to parents, starts included."""
         found = set(starts)
         for start in list(found):
             found |= nx.descendants(self._g, start)
         return found
 
     def downstream(self, starts: Iterable[TableRef]) -> set[TableRef]:
-        """Tables reachable from ``starts`` by following foreign keys to children (starts included)."""
+        """Tables reachable from ``starts`` through foreign keys to children, starts included."""
         found = set(starts)
         for start in list(found):
             found |= nx.ancestors(self._g, start)

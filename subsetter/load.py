@@ -44,12 +44,11 @@ class LoadStats:
 
 def map_tables(plan: Plan, catalog: Catalog, target: Dialect) -> dict[TableRef, TargetTable]:
     """Name each planned table on the target and choose its column types."""
-    schemas = {ref.schema for ref in plan.tables}
     out: dict[TableRef, TargetTable] = {}
     for ref in plan.tables:
         table = catalog.table(ref)
-        if ref.schema is None or (ref.schema == catalog.default_schema and len(schemas) == 1) or ref.schema == catalog.default_schema:
-            name = TableRef(None, ref.name)
+        if ref.schema in (None, catalog.default_schema):
+            name = TableRef(None, ref.name)  # the source's default schema -> the target's
         elif target.supports_schemas:
             name = TableRef(ref.schema, ref.name)
         else:
@@ -214,7 +213,7 @@ def _create_tables(
 def _declared_fks(
     plan: Plan, tables: dict[TableRef, TargetTable], ref: TableRef
 ) -> list[tuple[str, Sequence[str], TableRef, Sequence[str]]]:
-    out = []
+    out: list[tuple[str, Sequence[str], TableRef, Sequence[str]]] = []
     for fk in plan.upstream:
         if fk.child == ref and not fk.virtual and fk.parent in tables:
             out.append((_fk_name(fk, tables), fk.columns, tables[fk.parent].ref, fk.ref_columns))

@@ -174,11 +174,11 @@ class Staging:
         """Tables with rows added in round ``gen``, and tables with rows pulling children since."""
         added, down = [], []
         for ref, (name, _, _) in self._tables.items():
-            a, d = self.conn.execute(
+            a, d = self._one(
                 f"SELECT count(*) FILTER (WHERE _gen = ?), count(*) FILTER (WHERE _dgen = ?) "
                 f"FROM {name}",
                 [gen, gen],
-            ).fetchone()
+            )
             if a:
                 added.append(ref)
             if d:
@@ -198,11 +198,14 @@ class Staging:
         yield from self._batches(sql)
 
     def keys_pulling_children(self, fk: ForeignKey, gen: int) -> Iterator[list[Row]]:
-        """Distinct referenced-key values of parent rows that started pulling children in ``gen``."""
+        """Distinct referenced keys of parent rows that started pulling children in ``gen``."""
         parent = self._tables[fk.parent][0]
         ref_cols = self._cols(fk.parent, fk.ref_columns)
         not_null = " AND ".join(f"{c} IS NOT NULL" for c in ref_cols)
-        sql = f"SELECT DISTINCT {', '.join(ref_cols)} FROM {parent} WHERE _dgen = {gen} AND {not_null}"
+        sql = (
+            f"SELECT DISTINCT {', '.join(ref_cols)} FROM {parent} "
+            f"WHERE _dgen = {gen} AND {not_null}"
+        )
         yield from self._batches(sql)
 
     def _batches(self, sql: str) -> Iterator[list[Row]]:
@@ -222,16 +225,16 @@ class Staging:
         not_null = " AND ".join(f"{c} IS NOT NULL" for c in fk_cols)
         match = " AND ".join(f"{r} = {c}" for r, c in zip(ref_cols, fk_cols, strict=True))
         return int(
-            self.conn.execute(
+            self._one(
                 f"SELECT count(*) FROM {child} c WHERE {not_null} "
                 f"AND NOT EXISTS (SELECT 1 FROM {parent} p WHERE {match})"
-            ).fetchone()[0]
+            )[0]
         )
 
     def null_columns(
         self, ref: TableRef, columns: Sequence[str], only_unresolved: ForeignKey | None = None
     ) -> None:
-        """Set ``columns`` to NULL (all rows, or only rows whose ``only_unresolved`` key dangles)."""
+        """Set ``columns`` to NULL in all rows, or in rows whose ``only_unresolved`` key dangles."""
         name = self._tables[ref][0]
         sets = ", ".join(f"{c} = NULL" for c in self._cols(ref, columns))
         where = ""
@@ -248,7 +251,12 @@ class Staging:
 
     def count(self, ref: TableRef) -> int:
         name = self._tables[ref][0]
-        return int(self.conn.execute(f"SELECT count(*) FROM {name}").fetchone()[0])
+        return int(self._one(f"SELECT count(*) FROM {name}")[0])
+
+    def _one(self, sql: str, params: Sequence[Any] = ()) -> tuple[Any, ...]:
+        row = self.conn.execute(sql, list(params)).fetchone()
+        assert row is not None, "aggregate queries return one row"
+        return tuple(row)
 
     def read(self, ref: TableRef) -> Iterator[list[Row]]:
         """All staged rows of a table in batches, ordered by their identity (deterministic)."""

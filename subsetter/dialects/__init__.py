@@ -47,7 +47,8 @@ def dialect_for(url: str, what: str = "URL") -> Dialect:
         module = importlib.import_module(module_name)
     except ImportError as exc:
         raise UnsupportedError(
-            f"{what}: the {backend} driver is not installed ({exc.name}); run: pip install {package}"
+            f"{what}: the {backend} driver is not installed ({exc.name}); "
+            f"run: pip install {package}"
         ) from None
     cls: type[Dialect] = getattr(module, class_name)
     driver = _DRIVERS.get(backend)

@@ -1,4 +1,4 @@
-"""MySQL and MariaDB through PyMySQL: consistent-snapshot reads, unbuffered cursors, batched INSERT."""
+"""MySQL and MariaDB through PyMySQL: snapshot reads, unbuffered cursors, batched INSERT."""
 
 from __future__ import annotations
 
@@ -74,7 +74,7 @@ class MySQLDialect(SQLAlchemyReflection):
         return isinstance(exc, pymysql.Error)
 
     def wrap_error(self, exc: BaseException) -> str:
-        args = getattr(exc, "args", ())
+        args: tuple[Any, ...] = tuple(getattr(exc, "args", ()))
         if isinstance(exc, pymysql.Error) and len(args) == 2:
             return super().wrap_error(Exception(f"({args[0]}) {args[1]}"))
         return super().wrap_error(exc)

@@ -103,7 +103,8 @@ class PostgresDialect(SQLAlchemyReflection):
             "SELECT cn.nspname, c.relname, pn.nspname, p.relname "
             "FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
             "JOIN pg_namespace cn ON cn.oid = c.relnamespace "
-            "JOIN pg_class p ON p.oid = i.inhparent JOIN pg_namespace pn ON pn.oid = p.relnamespace "
+            "JOIN pg_class p ON p.oid = i.inhparent "
+            "JOIN pg_namespace pn ON pn.oid = p.relnamespace "
             "WHERE c.relispartition"
         ).all()
         parent_of = {TableRef(r[0], r[1]): TableRef(r[2], r[3]) for r in rows}

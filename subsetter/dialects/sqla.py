@@ -74,7 +74,8 @@ class SQLAlchemyReflection(Dialect):
         dialect = inspector.dialect
         for key, cols in columns.items():
             ref = TableRef(self.catalog_schema(schema), key[1])
-            pk = tuple(pks.get(key, {}).get("constrained_columns") or ())
+            pk_info: Any = pks.get(key) or {}
+            pk = tuple(pk_info.get("constrained_columns") or ())
             unique_keys = [tuple(u["column_names"]) for u in uniques.get(key, [])]
             idx: list[Index] = []
             for ix in indexes.get(key, []):
