@@ -94,7 +94,8 @@ class SQLAlchemyReflection(Dialect):
                 indexes=tuple(idx),
             )
             for fk in foreign.get(key, []):
-                parent_schema = fk.get("referred_schema") or schema
+                # SQLAlchemy leaves referred_schema empty for the default schema.
+                parent_schema = fk.get("referred_schema") or default
                 fks.append(
                     ForeignKey(
                         child=ref,
@@ -104,7 +105,6 @@ class SQLAlchemyReflection(Dialect):
                         name=fk.get("name"),
                     )
                 )
-        del default
 
     def _column(self, info: Any, dialect: sa.Dialect) -> Column:
         satype = info["type"]
