@@ -189,7 +189,8 @@ class Catalog:
             raise ConfigError(f'{where}table "{name}" is ambiguous ({names}); add the schema')
         if len(candidates) == 1:
             return candidates[0]
-        hint = did_you_mean(name, (str(r) for r in self.tables))
+        # A bare name is compared with bare names: "flim" is too far from "public.film".
+        hint = did_you_mean(name, (str(r) if schema else r.name for r in self.tables))
         raise ConfigError(f'{where}no table "{name}" in the source.{hint}')
 
     def parents_of(self, ref: TableRef) -> list[ForeignKey]:

@@ -76,7 +76,11 @@ class Plan:
 def build_plan(catalog: Catalog, config: Config, dialect: Dialect) -> Plan:
     """Decide the tables, relations and seed queries of a run."""
     excluded = _resolve_all(catalog, config, "exclude", config.exclude)
-    passthrough = _resolve_all(catalog, config, "passthrough", config.passthrough)
+    # In config order, not set order: the plan (and `subset plan`) must not vary between runs.
+    passthrough = dict.fromkeys(
+        catalog.resolve(name, config.locate("passthrough", i))
+        for i, name in enumerate(config.passthrough)
+    )
     seeds = [_seed_query(catalog, config, dialect, i, excluded) for i in range(len(config.seeds))]
     for ref, where in ((r, "passthrough") for r in passthrough):
         if ref in excluded:
