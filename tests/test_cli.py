@@ -1,0 +1,307 @@
+"""Tests of the ``subset`` command: exit codes, messages and reports, on the bundled demo.
+
+Most tests call the Typer app in-process (fast); a few run the real entry point in a subprocess
+to prove that what a user types behaves the same.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner, Result
+
+from subsetter.cli import app
+
+REPO = Path(__file__).resolve().parent.parent
+DEMO = REPO / "configs" / "demo.yml"
+DEMO_SOURCE = REPO / "fixtures_db" / "demo.sqlite"
+DEMO_TABLES = {
+    "category", "product", "customer", "address", "employee", "orders", "order_item", "payment",
+}  # fmt: skip
+
+
+def invoke(*args: str, env: dict[str, str] | None = None) -> Result:
+    return CliRunner(env=env).invoke(app, list(args))
+
+
+def subset(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "subsetter", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=cwd,
+    )
+
+
+def tables_in(path: Path) -> set[str]:
+    conn = sqlite3.connect(path)
+    try:
+        return {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    finally:
+        conn.close()
+
+
+def count(path: Path, table: str) -> int:
+    conn = sqlite3.connect(path)
+    try:
+        return int(conn.execute(f'SELECT COUNT(*) FROM "{table}"').fetchone()[0])
+    finally:
+        conn.close()
+
+
+def assert_one_error_line(stderr: str, *words: str) -> None:
+    errors = [line for line in stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, stderr
+    assert "Traceback" not in stderr
+    for word in words:
+        assert word in errors[0], (word, errors[0])
+
+
+@pytest.fixture(scope="module")
+def loaded(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, object], Result]:
+    """The demo subset loaded once into a SQLite file with a --report; tests copy it."""
+    folder = tmp_path_factory.mktemp("demo_target")
+    target, report = folder / "subset.sqlite", folder / "report.json"
+    result = invoke(
+        "run", str(DEMO), "--target-url", f"sqlite:///{target}", "--report", str(report)
+    )
+    assert result.exit_code == 0, result.stderr
+    return target, json.loads(report.read_text()), result
+
+
+# ---------------------------------------------------------------- validate
+
+
+def test_validate_good_file() -> None:
+    result = invoke("validate", str(DEMO))
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.strip() == f"{DEMO}: valid (2 seeds, 1 targets)"
+
+
+def test_validate_bad_file_names_file_and_line(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yml"
+    bad.write_text("source:\n  url: sqlite:///a.db\nseeds:\n  - table: a\n    wehre: id = 1\n")
+    result = invoke("validate", str(bad))
+    assert result.exit_code == 1
+    assert result.stdout == ""
+    assert_one_error_line(result.stderr, "bad.yml:5:5", "seeds[0].wehre", 'Did you mean "where"?')
+
+
+def test_validate_does_not_connect(tmp_path: Path) -> None:
+    config = tmp_path / "c.yml"
+    config.write_text("source:\n  url: postgresql://u:pw@127.0.0.1:1/x\nseeds: [{table: a}]\n")
+    result = invoke("validate", str(config))
+    assert result.exit_code == 0, result.stderr
+
+
+# ---------------------------------------------------------------- plan
+
+
+def test_plan_prints_tables_seeds_cycles_and_load_order() -> None:
+    result = invoke("plan", str(DEMO))
+    assert result.exit_code == 0, result.stderr
+    text = result.stdout
+    section = text.split("Seeds:")[0].splitlines()[1:]
+    order = [line.strip().split(":")[0] for line in section]
+    assert set(order) == DEMO_TABLES
+    for parent, child in [
+        ("category", "product"),
+        ("customer", "address"),
+        ("address", "orders"),
+        ("employee", "orders"),
+        ("orders", "order_item"),
+        ("product", "order_item"),
+        ("orders", "payment"),
+    ]:
+        assert order.index(parent) < order.index(child), (parent, child)
+    assert "  customer: seed customer (where id <= 20)" in text
+    assert (
+        'SELECT "id", "first_name", "last_name", "email", "created_at" FROM "customer" '
+        "WHERE (id <= 20)"
+    ) in text
+    assert "seed product (5%) (parents only):" in text
+    assert "substr(md5('subsetter-v1|' || COALESCE(CAST(\"id\" AS TEXT), '')), 1, 6)" in text
+    assert (
+        'passthrough category (parents only):\n    SELECT "id", "parent_id", "name" FROM "category"'
+        in text
+    )
+    cycles = text.split("Cycles")[1].splitlines()[1:]
+    assert [c.strip() for c in cycles] == ["category", "employee"]
+
+
+def test_plan_output_is_stable() -> None:
+    assert invoke("plan", str(DEMO)).stdout == invoke("plan", str(DEMO)).stdout
+
+
+# ---------------------------------------------------------------- run
+
+
+def test_run_dry_run_moves_nothing(tmp_path: Path) -> None:
+    target = tmp_path / "out" / "dry.sqlite"
+    result = invoke("run", str(DEMO), "--target-url", f"sqlite:///{target}", "--dry-run")
+    assert result.exit_code == 0, result.stderr
+    assert "dry run: no data moved" in result.stdout
+    assert "Tables (load order, parents first):" in result.stdout
+    assert not target.exists() or tables_in(target) == set()
+
+
+def test_run_with_report(loaded: tuple[Path, dict[str, object], Result]) -> None:
+    target, report, result = loaded
+    assert f"subset loaded into sqlite:///{target}" in result.stdout
+    assert "integrity verified" in result.stdout
+    rows = report["tables"]
+    assert isinstance(rows, dict)
+    assert set(rows) == DEMO_TABLES
+    for table, entry in rows.items():
+        assert entry["rows"] == count(target, table), table
+        assert entry["seconds"] >= 0
+    assert rows["customer"]["rows"] == 20
+    assert rows["category"]["rows"] == count(DEMO_SOURCE, "category")  # passthrough
+    assert report["total_rows"] == sum(e["rows"] for e in rows.values())
+    stages = report["stages"]
+    assert isinstance(stages, dict)
+    assert set(stages) >= {"reflect", "plan", "extract", "load"}
+    assert all(isinstance(s, float) and s >= 0 for s in stages.values())
+    assert report["verification"] == {
+        "ok": True,
+        "foreign_keys_checked": 10,
+        "orphans": {},
+    }
+    assert report["dry_run"] is False
+    assert report["cycles"] == [["category"], ["employee"]]
+    assert tables_in(target) == DEMO_TABLES
+
+
+def test_run_target_by_name_from_config_env(tmp_path: Path) -> None:
+    target = tmp_path / "named.sqlite"
+    result = invoke(
+        "run", str(DEMO), "--target", "local", "--quiet",
+        env={"DEMO_TARGET_URL": f"sqlite:///{target}"},
+    )  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    assert result.stderr == ""
+    assert tables_in(target) == DEMO_TABLES
+
+
+def test_run_without_target_is_an_error() -> None:
+    result = invoke("run", str(DEMO))
+    assert result.exit_code == 1
+    assert_one_error_line(result.stderr, "no target", "--target")
+
+
+def test_run_unknown_target_name() -> None:
+    result = invoke("run", str(DEMO), "--target", "staging")
+    assert result.exit_code == 1
+    assert_one_error_line(result.stderr, "demo.yml:", 'no target "staging"', "local")
+
+
+# ---------------------------------------------------------------- verify
+
+
+def test_verify_good_target(loaded: tuple[Path, dict[str, object], Result]) -> None:
+    target = loaded[0]
+    result = invoke("verify", str(DEMO), "--target-url", f"sqlite:///{target}")
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.strip() == "integrity verified: 10 foreign keys, no orphan rows"
+
+
+def test_verify_orphan_exits_3(
+    loaded: tuple[Path, dict[str, object], Result], tmp_path: Path
+) -> None:
+    target = tmp_path / "broken.sqlite"
+    shutil.copyfile(loaded[0], target)
+    conn = sqlite3.connect(target)
+    conn.execute("PRAGMA foreign_keys=OFF")
+    (customer,) = conn.execute("SELECT customer_id FROM orders ORDER BY id LIMIT 1").fetchone()
+    orders = conn.execute("SELECT COUNT(*) FROM orders WHERE customer_id = ?", (customer,))
+    (orphans,) = orders.fetchone()
+    with conn:
+        conn.execute("DELETE FROM customer WHERE id = ?", (customer,))
+    conn.close()
+    result = invoke("verify", str(DEMO), "--target-url", f"sqlite:///{target}")
+    assert result.exit_code == 3, result.stderr
+    assert "integrity check failed" in result.stdout
+    assert "orders" in result.stdout
+    assert "customer_id" in result.stdout
+    assert f"{orphans} orphan row(s)" in result.stdout
+
+
+def test_verify_empty_target_is_an_error(tmp_path: Path) -> None:
+    target = tmp_path / "empty.sqlite"
+    sqlite3.connect(target).close()
+    result = invoke("verify", str(DEMO), "--target-url", f"sqlite:///{target}")
+    assert result.exit_code == 1
+    assert_one_error_line(result.stderr, "holds none of the subset's tables")
+
+
+# ---------------------------------------------------------------- usage and errors
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("run", str(DEMO), "--no-such-option"),
+        ("run",),
+        ("verify",),
+        ("plan", str(DEMO), "extra-argument"),
+        ("frobnicate", str(DEMO)),
+        ("run", str(DEMO), "--batch-size", "many"),
+    ],
+)
+def test_bad_usage_exits_2(args: tuple[str, ...]) -> None:
+    result = invoke(*args)
+    assert result.exit_code == 2, (result.stdout, result.stderr)
+    assert "Usage:" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_entry_point_normal_error_is_one_line(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yml"
+    bad.write_text("source:\n  url: sqlite:///a.db\nseeds: [\n")
+    done = subset("validate", str(bad))
+    assert done.returncode == 1
+    assert done.stdout == ""
+    assert done.stderr.startswith("error: bad.yml:")
+    assert_one_error_line(done.stderr, "not valid YAML")
+    assert done.stderr.count("\n") == 1
+
+
+def test_entry_point_debug_shows_traceback(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yml"
+    bad.write_text("source:\n  url: sqlite:///a.db\nseeds: [\n")
+    done = subset("validate", str(bad), "--debug")
+    assert done.returncode == 1
+    assert "Traceback (most recent call last):" in done.stderr
+    assert "subsetter.errors.ConfigError" in done.stderr
+    assert_error_line = [ln for ln in done.stderr.splitlines() if ln.startswith("error:")]
+    assert len(assert_error_line) == 1
+
+
+def test_entry_point_bad_usage_exits_2() -> None:
+    done = subset("run", "--no-such-option")
+    assert done.returncode == 2
+    assert "No such option" in done.stderr
+
+
+def test_console_script_is_installed() -> None:
+    script = Path(sys.executable).parent / "subset"
+    assert script.exists()
+    done = subprocess.run(
+        [str(script), "validate", str(DEMO)], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert "valid (2 seeds, 1 targets)" in done.stdout
+
+
+def test_help_lists_commands() -> None:
+    result = invoke("--help")
+    assert result.exit_code == 0
+    for command in ("run", "plan", "validate", "verify"):
+        assert command in result.stdout
