@@ -176,9 +176,64 @@ class Dialect:
 
     # ------------------------------------------------------------------ target DDL
 
+    type_names: ClassVar[dict[str, str]] = {}
+    """Target type per engine-neutral kind, where one name fits every column of that kind."""
+    integer_types: ClassVar[dict[int, str]] = {16: "SMALLINT", 32: "INTEGER", 64: "BIGINT"}
+    decimal_type: ClassVar[str] = "NUMERIC"
+    max_decimal_precision: ClassVar[int] = 1000
+    unbounded_decimal: ClassVar[TypeChoice] = TypeChoice("NUMERIC")
+    max_varchar: ClassVar[int] = 10_485_760
+    unbounded_string: ClassVar[TypeChoice] = TypeChoice("TEXT")
+    text_type: ClassVar[str] = "TEXT"
+    json_type: ClassVar[str] = "TEXT"
+
     def type_sql(self, ctype: ColumnType, source: str) -> TypeChoice:
-        """SQL type for a column coming from a ``source`` engine of that name."""
-        raise NotImplementedError
+        """SQL type for a column coming from a ``source`` engine of that name.
+
+        The same engine gets the source's own spelling; another engine the closest type, with a
+        note whenever the mapping changes what the column can hold.
+        """
+        if source == self.name and ctype.native:
+            return self.native_type(ctype)
+        kind = ctype.kind
+        if kind == "integer":
+            return TypeChoice(self.integer_types.get(ctype.bits, self.integer_types[64]))
+        if kind == "decimal":
+            if ctype.precision and ctype.precision <= self.max_decimal_precision:
+                return TypeChoice(f"{self.decimal_type}({ctype.precision}, {ctype.scale or 0})")
+            return self.unbounded_decimal
+        if kind == "string":
+            if ctype.length and ctype.length <= self.max_varchar:
+                return TypeChoice(f"VARCHAR({ctype.length})")
+            return self.unbounded_string
+        if kind in self.type_names:
+            return TypeChoice(self.type_names[kind])
+        return self.lossy_type(ctype, source)
+
+    def native_type(self, ctype: ColumnType) -> TypeChoice:
+        """The source's own spelling, for a copy between two databases of this engine."""
+        return TypeChoice(ctype.native)
+
+    def lossy_type(self, ctype: ColumnType, source: str) -> TypeChoice:
+        """The closest type for a kind this engine lacks, and the note that says so."""
+        kind = ctype.kind
+        if kind == "enum":
+            return TypeChoice(
+                f"VARCHAR({ctype.length or 255})",
+                f"{source} enum kept as VARCHAR; allowed values: {', '.join(ctype.values)}",
+            )
+        if kind == "set":
+            return TypeChoice(self.text_type, f"{source} SET kept as comma-separated text")
+        if kind == "array":
+            return TypeChoice(self.json_type, f"{source} array kept as a JSON array")
+        if kind == "interval":
+            return TypeChoice("VARCHAR(64)", f"{source} interval kept as text")
+        if kind == "timestamptz":
+            return TypeChoice("TIMESTAMP", "timestamp with time zone kept in UTC")
+        if kind == "year":
+            return TypeChoice("SMALLINT", f"{source} YEAR kept as SMALLINT")
+        label = ctype.native or kind
+        return TypeChoice(self.text_type, f"{source} type {label} kept as {self.text_type}")
 
     def column_sql(self, column: Column, choice: TypeChoice, inline_pk: bool) -> str:
         """One column's definition in CREATE TABLE."""

@@ -29,7 +29,6 @@ _SIMPLE_KINDS = {
 _CROSS_ENGINE_TYPES = {
     "float": "DOUBLE",
     "text": "VARCHAR",
-    "string": "VARCHAR",
     "boolean": "BOOLEAN",
     "date": "DATE",
     "time": "TIME",
@@ -70,6 +69,15 @@ class DuckDBDialect(Dialect):
     can_alter_constraints = False
     param = "?"
     max_keys_per_query = 5000
+    type_names = _CROSS_ENGINE_TYPES
+    decimal_type = "DECIMAL"
+    max_decimal_precision = 38
+    unbounded_decimal = TypeChoice(
+        "VARCHAR", "unbounded NUMERIC kept as VARCHAR (DuckDB caps decimals at 38 digits)"
+    )
+    unbounded_string = TypeChoice("VARCHAR")
+    text_type = "VARCHAR"
+    json_type = "JSON"
 
     @property
     def path(self) -> str:
@@ -179,26 +187,6 @@ class DuckDBDialect(Dialect):
 
     def text_sql(self, expr: str) -> str:
         return f"CAST({expr} AS VARCHAR)"
-
-    def type_sql(self, ctype: ColumnType, source: str) -> TypeChoice:
-        if source == self.name and ctype.native:
-            return TypeChoice(ctype.native)
-        kind = ctype.kind
-        if kind == "integer":
-            return TypeChoice({16: "SMALLINT", 32: "INTEGER"}.get(ctype.bits, "BIGINT"))
-        if kind == "decimal":
-            if ctype.precision and ctype.precision <= 38:
-                return TypeChoice(f"DECIMAL({ctype.precision}, {ctype.scale or 0})")
-            return TypeChoice(
-                "VARCHAR", "unbounded NUMERIC kept as VARCHAR (DuckDB caps at 38 digits)"
-            )
-        if kind in _CROSS_ENGINE_TYPES:
-            return TypeChoice(_CROSS_ENGINE_TYPES[kind])
-        if kind == "enum":
-            return TypeChoice("VARCHAR", f"{source} enum kept as VARCHAR")
-        if kind == "array":
-            return TypeChoice("JSON", f"{source} array kept as JSON")
-        return TypeChoice("VARCHAR", f"{source} type {ctype.native or kind} kept as VARCHAR")
 
     def create_table_sql(
         self,

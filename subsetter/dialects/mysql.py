@@ -41,6 +41,23 @@ class MySQLDialect(SQLAlchemyReflection):
     param = "%s"
     quote_char = "`"
     max_keys_per_query = 2000
+    type_names = _CROSS_ENGINE_TYPES
+    integer_types = {16: "SMALLINT", 32: "INT", 64: "BIGINT"}
+    decimal_type = "DECIMAL"
+    max_decimal_precision = 65
+    unbounded_decimal = TypeChoice("DECIMAL(65, 30)", "unbounded NUMERIC kept as DECIMAL(65, 30)")
+    max_varchar = 16383
+    unbounded_string = TypeChoice("VARCHAR(768)", "unbounded string kept as VARCHAR(768)")
+    text_type = "LONGTEXT"
+    json_type = "JSON"
+
+    def lossy_type(self, ctype: ColumnType, source: str) -> TypeChoice:
+        if ctype.kind == "enum":
+            labels = ", ".join("'" + v.replace("'", "''") + "'" for v in ctype.values)
+            return TypeChoice(f"ENUM({labels})")
+        if ctype.kind == "timestamptz":
+            return TypeChoice("DATETIME(6)", "timestamp with time zone kept as DATETIME(6) in UTC")
+        return super().lossy_type(ctype, source)
 
     def connect(self, *, read_only: bool = False) -> Any:
         u = self.url
@@ -146,33 +163,6 @@ class MySQLDialect(SQLAlchemyReflection):
         return None
 
     # ------------------------------------------------------------------ target
-
-    def type_sql(self, ctype: ColumnType, source: str) -> TypeChoice:
-        if source == self.name and ctype.native:
-            return TypeChoice(ctype.native)
-        kind = ctype.kind
-        if kind == "integer":
-            return TypeChoice({16: "SMALLINT", 32: "INT"}.get(ctype.bits, "BIGINT"))
-        if kind == "decimal":
-            if ctype.precision and ctype.precision <= 65:
-                return TypeChoice(f"DECIMAL({ctype.precision}, {ctype.scale or 0})")
-            return TypeChoice("DECIMAL(65, 30)", "unbounded NUMERIC kept as DECIMAL(65, 30)")
-        if kind == "string":
-            if ctype.length and ctype.length <= 16383:
-                return TypeChoice(f"VARCHAR({ctype.length})")
-            return TypeChoice("VARCHAR(768)", "unbounded string kept as VARCHAR(768)")
-        if kind in _CROSS_ENGINE_TYPES:
-            return TypeChoice(_CROSS_ENGINE_TYPES[kind])
-        if kind == "timestamptz":
-            return TypeChoice("DATETIME(6)", "timestamp with time zone kept as DATETIME(6) in UTC")
-        if kind == "interval":
-            return TypeChoice("VARCHAR(64)", "interval kept as text (MySQL has no interval type)")
-        if kind == "enum":
-            labels = ", ".join("'" + v.replace("'", "''") + "'" for v in ctype.values)
-            return TypeChoice(f"ENUM({labels})")
-        if kind == "array":
-            return TypeChoice("JSON", f"{source} array kept as a JSON array")
-        return TypeChoice("LONGTEXT", f"{source} type {ctype.native or kind} kept as LONGTEXT")
 
     def column_sql(self, column: Column, choice: TypeChoice, inline_pk: bool) -> str:
         text = super().column_sql(column, choice, inline_pk)

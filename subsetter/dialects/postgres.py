@@ -39,6 +39,8 @@ class PostgresDialect(SQLAlchemyReflection):
     name = "postgresql"
     param = "%s"
     max_keys_per_query = 10000
+    type_names = _CROSS_ENGINE_TYPES
+    json_type = "JSONB"
 
     def connect(self, *, read_only: bool = False) -> Any:
         u = self.url
@@ -171,34 +173,10 @@ class PostgresDialect(SQLAlchemyReflection):
 
     # ------------------------------------------------------------------ target
 
-    def type_sql(self, ctype: ColumnType, source: str) -> TypeChoice:
-        if source == self.name and ctype.native:
-            if ctype.kind == "enum" and ctype.type_name:
-                return TypeChoice(self._enum_name(ctype))
-            return TypeChoice(ctype.native)
-        kind = ctype.kind
-        if kind == "integer":
-            return TypeChoice({16: "SMALLINT", 32: "INTEGER"}.get(ctype.bits, "BIGINT"))
-        if kind == "decimal":
-            if ctype.precision:
-                return TypeChoice(f"NUMERIC({ctype.precision}, {ctype.scale or 0})")
-            return TypeChoice("NUMERIC")
-        if kind == "string":
-            return TypeChoice(f"VARCHAR({ctype.length})" if ctype.length else "TEXT")
-        if kind in _CROSS_ENGINE_TYPES:
-            return TypeChoice(_CROSS_ENGINE_TYPES[kind])
-        if kind == "enum":
-            return TypeChoice(
-                f"VARCHAR({ctype.length or 255})",
-                f"{source} enum kept as VARCHAR; allowed values: {', '.join(ctype.values)}",
-            )
-        if kind == "set":
-            return TypeChoice("TEXT", f"{source} SET kept as comma-separated TEXT")
-        if kind == "year":
-            return TypeChoice("SMALLINT", f"{source} YEAR kept as SMALLINT")
-        if kind == "array":
-            return TypeChoice("JSONB", f"{source} array kept as a JSON array")
-        return TypeChoice("TEXT", f"{source} type {ctype.native or kind} kept as TEXT")
+    def native_type(self, ctype: ColumnType) -> TypeChoice:
+        if ctype.kind == "enum" and ctype.type_name:
+            return TypeChoice(self._enum_name(ctype))
+        return TypeChoice(ctype.native)
 
     def _enum_name(self, ctype: ColumnType) -> str:
         assert ctype.type_name

@@ -16,7 +16,6 @@ from subsetter.dialects.sqla import SQLAlchemyReflection
 from subsetter.errors import ConnectionFailed
 
 _CROSS_ENGINE_TYPES = {
-    "integer": "INTEGER",
     "float": "REAL",
     "text": "TEXT",
     "boolean": "BOOLEAN",
@@ -40,6 +39,8 @@ class SQLiteDialect(SQLAlchemyReflection):
     param = "?"
     max_keys_per_query = 5000
     max_params = 30000
+    type_names = _CROSS_ENGINE_TYPES
+    integer_types = {16: "INTEGER", 32: "INTEGER", 64: "INTEGER"}
 
     @property
     def path(self) -> str:
@@ -79,26 +80,6 @@ class SQLiteDialect(SQLAlchemyReflection):
     def source_converter(self, ctype: ColumnType) -> Converter | None:
         # SQLite stores dates as text and numbers as floats: parse them back to typed values.
         return _SOURCE_CONVERTERS.get(ctype.kind)
-
-    def type_sql(self, ctype: ColumnType, source: str) -> TypeChoice:
-        if source == self.name and ctype.native:
-            return TypeChoice(ctype.native)
-        kind = ctype.kind
-        if kind == "decimal":
-            if ctype.precision:
-                return TypeChoice(f"NUMERIC({ctype.precision}, {ctype.scale or 0})")
-            return TypeChoice("NUMERIC")
-        if kind == "string":
-            return TypeChoice(f"VARCHAR({ctype.length})" if ctype.length else "TEXT")
-        if kind in _CROSS_ENGINE_TYPES:
-            return TypeChoice(_CROSS_ENGINE_TYPES[kind])
-        if kind == "timestamptz":
-            return TypeChoice("TIMESTAMP", "timestamp with time zone kept as ISO text with offset")
-        if kind == "enum":
-            return TypeChoice(f"VARCHAR({ctype.length or 255})", f"{source} enum kept as VARCHAR")
-        if kind == "array":
-            return TypeChoice("TEXT", f"{source} array kept as JSON text")
-        return TypeChoice("TEXT", f"{source} type {ctype.native or kind} kept as TEXT")
 
     def column_sql(self, column: Column, choice: TypeChoice, inline_pk: bool) -> str:
         if inline_pk and column.type.kind == "integer" and column.autoincrement:
