@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import signal
 import sys
 import traceback
 from collections.abc import Callable
@@ -44,23 +45,40 @@ DebugOpt = Annotated[bool, typer.Option("--debug", help="Show the traceback of a
 
 
 class _CliReporter:
-    """Plain log lines; on a terminal they carry colour, in CI they carry nothing else."""
+    """Progress for people: a live status line on a terminal, plain log lines elsewhere (CI)."""
 
     def __init__(self, quiet: bool = False) -> None:
         self.quiet = quiet
+        self.live = err.is_terminal and os.environ.get("CI", "").lower() != "true"
+        self._status: Any = None
+
+    def __enter__(self) -> _CliReporter:
+        if self.live and not self.quiet:
+            self._status = err.status("starting")
+            self._status.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._status is not None:
+            self._status.stop()
+
+    def _say(self, text: str, line: bool) -> None:
+        if self.quiet:
+            return
+        if self._status is not None:
+            self._status.update(text)
+        if line or self._status is None:
+            err.print(text, markup=False)
 
     def stage(self, name: str) -> None:
-        if not self.quiet:
-            err.print(f"[bold]{name}[/bold]" if err.is_terminal else name)
+        self._say(name, line=self._status is None)
 
     def event(self, message: str, seconds: float | None = None) -> None:
-        if not self.quiet:
-            took = f" ({seconds:.2f}s)" if seconds is not None else ""
-            err.print(f"  {message}{took}", markup=False)
+        took = f" ({seconds:.2f}s)" if seconds is not None else ""
+        self._say(f"  {message}{took}", line=seconds is not None)
 
     def table_loaded(self, table: str, rows: int, seconds: float) -> None:
-        if not self.quiet:
-            err.print(f"  loaded {table}: {rows} rows ({seconds:.2f}s)", markup=False)
+        self._say(f"  loaded {table}: {rows} rows ({seconds:.2f}s)", line=True)
 
     def warning(self, message: str) -> None:
         err.print(f"warning: {message}", markup=False, style="yellow")
@@ -115,7 +133,9 @@ def run(
     )
 
     def action() -> subsetter.RunResult:
-        return subsetter.run(_load(config), options, _CliReporter(quiet))
+        loaded = _load(config)
+        with _CliReporter(quiet) as reporter:
+            return subsetter.run(loaded, options, reporter)
 
     result = _guarded(debug, action)
     if report:
@@ -176,8 +196,16 @@ def _main(
     logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING, stream=sys.stderr)
 
 
+def _interrupt_on_sigterm() -> None:
+    """Turn SIGTERM into KeyboardInterrupt, so cleanup (rollback, staging removal) still runs."""
+
+    def handler(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, handler)
+
+
 def main() -> Any:
     """Entry point of the ``subset`` script."""
-    if os.environ.get("NO_COLOR") is None and not sys.stderr.isatty():
-        os.environ.setdefault("NO_COLOR", "1")
+    _interrupt_on_sigterm()
     return app()
