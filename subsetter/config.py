@@ -186,6 +186,10 @@ def parse_config(text: str, file: Path | None, environ: Mapping[str, str]) -> Co
         mark = getattr(exc, "problem_mark", None)
         where = f"{name}:{mark.line + 1}:{mark.column + 1}" if mark else name
         problem = getattr(exc, "problem", None) or str(exc)
+        # An unclosed quote or bracket is found at the end of the file: say where it was opened.
+        context, opened = getattr(exc, "context", None), getattr(exc, "context_mark", None)
+        if context and opened and (not mark or opened.line != mark.line):
+            problem += f" ({context} started at line {opened.line + 1}, column {opened.column + 1})"
         raise ConfigError(f"{where}: not valid YAML: {problem}") from exc
     if not isinstance(data, dict):
         raise ConfigError(f"{name}: expected a mapping with keys source, seeds, ... at the top")

@@ -131,6 +131,7 @@ def load(
     """Load every planned table, add constraints, verify, and commit (or undo everything)."""
     stats = LoadStats(type_notes=type_notes(tables))
     created: list[TableRef] = []
+    loading: TableRef | None = None  # named in the error when rows of one table are refused
     try:
         dialect.begin_load(conn)
         existing = check_target_free(dialect, conn, tables, replace)
@@ -139,10 +140,12 @@ def load(
         )
         _create_tables(plan, tables, dialect, conn, created, source_dialect)
         for ref in plan.tables:
+            loading = tables[ref].ref
             started = time.perf_counter()
             stats.rows[ref] = _copy_rows(ref, tables[ref], staging, dialect, conn)
             stats.seconds[ref] = time.perf_counter() - started
             reporter.table_loaded(str(tables[ref].ref), stats.rows[ref], stats.seconds[ref])
+        loading = None
         _add_constraints(plan, tables, dialect, conn)
         result = verify_target(dialect, conn, fk_checks(plan, tables))
         if not result.ok:
@@ -157,8 +160,9 @@ def load(
             raise IntegrityError(exc.result.describe() + "; nothing was loaded") from None
         if isinstance(exc, SubsetterError) or not dialect.is_driver_error(exc):
             raise
+        table = f" table {loading}" if loading else ""
         raise LoadError(
-            f"loading into {dialect.describe()} failed: {dialect.wrap_error(exc)}"
+            f"loading{table} into {dialect.describe()} failed: {dialect.wrap_error(exc)}"
         ) from None
 
 

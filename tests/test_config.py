@@ -165,6 +165,12 @@ def test_malformed_yaml_names_line(text: str, line: int) -> None:
     assert "not valid YAML" in message
 
 
+def test_unclosed_quote_names_where_it_was_opened() -> None:
+    message = error_of(MINIMAL + "    where: 'id < 3\n")
+    assert message.startswith("prod.yml:6:1: not valid YAML: found unexpected end of stream")
+    assert "while scanning a quoted scalar started at line 5, column 12" in message
+
+
 @pytest.mark.parametrize("text", ["", "- a\n- b\n", "just a string\n"])
 def test_top_level_must_be_a_mapping(text: str) -> None:
     assert "expected a mapping" in error_of(text)
