@@ -137,9 +137,16 @@ def run(
         with _CliReporter(quiet) as reporter:
             return subsetter.run(loaded, options, reporter)
 
+    if report and not report.parent.is_dir():  # fail before moving data, not after
+        err.print(f"error: --report {report}: no such folder {report.parent}", markup=False)
+        raise typer.Exit(1)
     result = _guarded(debug, action)
     if report:
-        report.write_text(json.dumps(result.to_dict(), indent=2, sort_keys=True) + "\n")
+        try:
+            report.write_text(json.dumps(result.to_dict(), indent=2, sort_keys=True) + "\n")
+        except OSError as exc:
+            err.print(f"error: cannot write the report {report}: {exc.strerror}", markup=False)
+            raise typer.Exit(1) from None
     for note in result.type_notes:
         err.print(f"note: {note}", markup=False)
     if result.dry_run:

@@ -23,7 +23,7 @@ import duckdb
 import pyarrow as pa
 
 from subsetter.catalog import ColumnType, ForeignKey, Table, TableRef
-from subsetter.errors import SourceError
+from subsetter.errors import ConfigError, SourceError
 
 Row = tuple[Any, ...]
 Converter = Callable[[Any], Any]
@@ -67,6 +67,15 @@ def staged_column(ctype: ColumnType) -> StagedColumn:
     return StagedColumn("VARCHAR", pa.string(), _to_text)
 
 
+def _is_duckdb_file(path: Path) -> bool:
+    """Tell a DuckDB database by its header: 8 checksum bytes, then the magic "DUCK"."""
+    try:
+        with path.open("rb") as file:
+            return file.read(12)[8:12] == b"DUCK"
+    except OSError:
+        return False
+
+
 class Staging:
     """A DuckDB file holding the subset while it is computed, masked and loaded."""
 
@@ -76,13 +85,22 @@ class Staging:
         if keep_path is not None:
             self.path = Path(keep_path)
             if self.path.exists():
+                if not _is_duckdb_file(self.path):
+                    # A typo must not delete a config file or a SQLite source.
+                    raise ConfigError(
+                        f"cannot keep staging in {self.path}: it exists and is not a DuckDB "
+                        "file; refusing to replace it. Choose a new file name."
+                    )
                 self.path.unlink()
         else:
             fd, name = tempfile.mkstemp(prefix="subsetter-", suffix=".duckdb")
             os.close(fd)
             os.unlink(name)
             self.path = Path(name)
-        self.conn = duckdb.connect(str(self.path))
+        try:
+            self.conn = duckdb.connect(str(self.path))
+        except duckdb.Error as exc:
+            raise ConfigError(f"cannot open the staging file {self.path}: {exc}") from None
         self.conn.execute("SET TimeZone = 'UTC'")
         self._tables: dict[TableRef, tuple[str, Table, list[StagedColumn]]] = {}
 

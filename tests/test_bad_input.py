@@ -520,3 +520,24 @@ def test_failed_load_leaves_no_half_loaded_table(
     assert digest(tmp_path / "src" / "strict.sqlite") == before
     with pytest.raises(subsetter.LoadError, match="child"):
         subsetter.run(subsetter.load_config(config), subsetter.RunOptions(target_url=tgt.url))
+
+
+def test_keep_staging_never_replaces_a_file_that_is_not_duckdb(
+    tmp_path: Path, source: Path, target: Path
+) -> None:
+    config = write(tmp_path, "seeds: [{table: customer, where: 'id <= 5'}]\n")
+    for victim in (config, source):
+        before = digest(victim)
+        result = run(config, target, "--keep-staging", str(victim))
+        assert_one_error(result, "cannot keep staging in", str(victim), "not a DuckDB file")
+        assert digest(victim) == before
+    assert tables_in(target) == set()
+
+
+def test_keep_staging_in_missing_folder(tmp_path: Path, source: Path, target: Path) -> None:
+    config = write(tmp_path, "seeds: [{table: customer, where: 'id <= 5'}]\n")
+    staging = tmp_path / "missing" / "s.duckdb"
+    assert_one_error(
+        run(config, target, "--keep-staging", str(staging)), "cannot open the staging file"
+    )
+    assert tables_in(target) == set()

@@ -305,3 +305,36 @@ def test_help_lists_commands() -> None:
     assert result.exit_code == 0
     for command in ("run", "plan", "validate", "verify"):
         assert command in result.stdout
+
+
+def test_report_into_missing_folder_fails_before_moving_data(tmp_path: Path) -> None:
+    target = tmp_path / "t.sqlite"
+    report = tmp_path / "no" / "such" / "report.json"
+    result = invoke(
+        "run", str(DEMO), "--target-url", f"sqlite:///{target}", "--report", str(report)
+    )
+    assert result.exit_code == 1
+    assert_one_error_line(result.stderr, "--report", str(report.parent))
+    assert not target.exists()
+
+
+def test_report_that_cannot_be_written(tmp_path: Path) -> None:
+    target = tmp_path / "t.sqlite"
+    report = tmp_path / "a-folder"
+    report.mkdir()
+    result = invoke(
+        "run", str(DEMO), "--target-url", f"sqlite:///{target}", "--report", str(report)
+    )
+    assert result.exit_code == 1
+    assert_one_error_line(result.stderr, "cannot write the report", str(report))
+
+
+def test_keep_staging_keeps_a_duckdb_file_and_replaces_it_next_time(tmp_path: Path) -> None:
+    staging = tmp_path / "staging.duckdb"
+    for extra in ((), ("--replace",)):
+        result = invoke(
+            "run", str(DEMO), "--target-url", f"sqlite:///{tmp_path / 't.sqlite'}",
+            "--keep-staging", str(staging), "-q", *extra,
+        )  # fmt: skip
+        assert result.exit_code == 0, result.stderr
+        assert staging.read_bytes()[8:12] == b"DUCK"
