@@ -191,7 +191,7 @@ def verify(config: Config, options: RunOptions, reporter: Reporter | None = None
     plan, catalog = plan_subset(config, reporter)
     tgt = target_dialect(config, options)
     tables = map_tables(plan, catalog, tgt)
-    conn = tgt.connect()
+    conn = tgt.connect(read_only=True)  # verifying never creates or changes the target
     try:
         present = set(tgt.existing_tables(conn, [t.ref for t in tables.values()]))
         checks = [c for c in fk_checks(plan, tables) if c.child in present and c.parent in present]

@@ -11,12 +11,18 @@ import shutil
 import sqlite3
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+import pymysql
 import pytest
 from typer.testing import CliRunner, Result
 
 from subsetter.cli import app
+
+if TYPE_CHECKING:
+    from conftest import Backend
 
 REPO = Path(__file__).resolve().parent.parent
 DEMO = REPO / "configs" / "demo.yml"
@@ -231,6 +237,47 @@ def test_verify_orphan_exits_3(
     assert "orders" in result.stdout
     assert "customer_id" in result.stdout
     assert f"{orphans} orphan row(s)" in result.stdout
+
+
+def test_verify_missing_target_file_is_not_created(tmp_path: Path) -> None:
+    target = tmp_path / "never.sqlite"
+    result = invoke("verify", str(DEMO), "--target-url", f"sqlite:///{target}")
+    assert result.exit_code == 1
+    assert_one_error_line(result.stderr, "no such SQLite file")
+    assert not target.exists()
+
+
+ORPHAN_SQL = {
+    # Each engine's way to switch foreign key checks off for one session.
+    "postgres": "SET session_replication_role = replica",
+    "mysql": "SET FOREIGN_KEY_CHECKS = 0",
+}
+
+
+@pytest.mark.server
+@pytest.mark.parametrize("engine", ["postgres", "mysql"])
+def test_verify_on_server_target(make_backend: Callable[[str], Backend], engine: str) -> None:
+    target = make_backend(engine)
+    assert invoke("run", str(DEMO), "--target-url", target.url, "-q").exit_code == 0
+    result = invoke("verify", str(DEMO), "--target-url", target.url)
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.strip() == "integrity verified: 10 foreign keys, no orphan rows"
+    (customer,) = target.query("SELECT MIN(customer_id) FROM orders")[0]
+    delete = f"DELETE FROM customer WHERE id = {int(customer)}"
+    if engine == "postgres":
+        target.execute(f"{ORPHAN_SQL[engine]}; {delete}")
+    else:  # pymysql runs one statement per call: keep one session for both
+        conn = pymysql.connect(
+            host="127.0.0.1", user="root", database=target.database, autocommit=True
+        )
+        with conn, conn.cursor() as cur:
+            cur.execute(ORPHAN_SQL[engine])
+            cur.execute(delete)
+    assert target.query(f"SELECT COUNT(*) FROM customer WHERE id = {int(customer)}") == [(0,)]
+    result = invoke("verify", str(DEMO), "--target-url", target.url)
+    assert result.exit_code == 3, result.stderr
+    assert "integrity check failed" in result.stdout
+    assert "customer_id" in result.stdout
 
 
 def test_verify_empty_target_is_an_error(tmp_path: Path) -> None:
