@@ -82,7 +82,13 @@ def _as_expected(table: str, fkc: sa.ForeignKeyConstraint) -> ExpectedFK:
 def _load_sqlalchemy(url: str, scenario: Scenario) -> None:
     engine = sa.create_engine(url)
     try:
-        scenario.metadata.create_all(engine)
+        # A copy: SQLAlchemy's ALTER TABLE ... ADD CONSTRAINT (use_alter, on engines with ALTER)
+        # marks the shared constraint object as never to be rendered in CREATE TABLE again, so a
+        # later build on SQLite, which declares it inline, would silently lose that foreign key.
+        fresh = sa.MetaData()
+        for table in scenario.metadata.tables.values():
+            table.to_metadata(fresh)
+        fresh.create_all(engine)
         with engine.begin() as conn:
             for table in scenario.metadata.sorted_tables:
                 for wave in _waves(table, _nulled(table.name, scenario)):
