@@ -541,3 +541,25 @@ def test_keep_staging_in_missing_folder(tmp_path: Path, source: Path, target: Pa
         run(config, target, "--keep-staging", str(staging)), "cannot open the staging file"
     )
     assert tables_in(target) == set()
+
+
+@pytest.mark.server
+def test_password_never_in_output_or_report_of_a_good_run(
+    tmp_path: Path, demo_pg: Backend, target: Path
+) -> None:
+    role, password = f"subsetter_pw_{secrets.token_hex(4)}", f"s3cret-{secrets.token_hex(6)}"
+    demo_pg.execute(f"CREATE ROLE {role} LOGIN PASSWORD '{password}'")
+    try:
+        demo_pg.execute(f"GRANT SELECT ON ALL TABLES IN SCHEMA public TO {role}")
+        url = f"postgresql://{role}:{password}@127.0.0.1:5432/{demo_pg.database}"
+        config = write(tmp_path, "seeds: [{table: customer, where: 'id <= 5'}]\n", url)
+        report = tmp_path / "report.json"
+        result = invoke("-v", "run", str(config), "--target-url", f"sqlite:///{target}",
+                        "--report", str(report), "--debug")  # fmt: skip
+        assert result.exit_code == 0, result.stderr
+        assert password not in result.stdout + result.stderr
+        assert password not in report.read_text()
+        assert f"{role}:***@127.0.0.1" in report.read_text()
+    finally:
+        demo_pg.execute(f"REVOKE ALL ON ALL TABLES IN SCHEMA public FROM {role}")
+        demo_pg.execute(f"DROP ROLE IF EXISTS {role}")
