@@ -285,6 +285,9 @@ def test_demo_config_into(engine: str, make_backend: Callable[[str], Backend]) -
             "(SELECT id FROM orders WHERE customer_id <= 20)"
         )
     )
+    # and the sample did bring products of its own, whose order items stayed behind
+    sampled_only = ids(target, "product") - ids(target, "order_item", "product_id")
+    assert sampled_only & ids(DEMO, "order_item", "product_id")
     assert oracle.count(target, "category") == oracle.count(DEMO, "category")  # passthrough
 
 
