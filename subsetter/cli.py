@@ -20,6 +20,7 @@ import typer
 from rich.console import Console
 
 import subsetter
+from subsetter.config import resolve_file_url
 from subsetter.errors import SubsetterError
 
 app = typer.Typer(
@@ -97,6 +98,11 @@ def _guarded(debug: bool, action: Callable[[], T]) -> T:
         raise typer.Exit(130) from None
 
 
+def _from_cwd(url: str | None) -> str | None:
+    """A file path typed in --target-url is relative to where the command runs."""
+    return resolve_file_url(url, Path.cwd()) if url else None
+
+
 def _load(config: Path) -> subsetter.Config:
     return subsetter.load_config(config)
 
@@ -125,7 +131,7 @@ def run(
     """Extract the subset the config describes and load it into a target."""
     options = subsetter.RunOptions(
         target=target,
-        target_url=target_url,
+        target_url=_from_cwd(target_url),
         replace=replace,
         dry_run=dry_run,
         keep_staging=str(keep_staging) if keep_staging else None,
@@ -189,7 +195,7 @@ def verify(
     debug: DebugOpt = False,
 ) -> None:
     """Check that every foreign key of the subset's tables resolves in a loaded target."""
-    options = subsetter.RunOptions(target=target, target_url=target_url)
+    options = subsetter.RunOptions(target=target, target_url=_from_cwd(target_url))
     result = _guarded(debug, lambda: subsetter.verify(_load(config), options))
     out.print(result.describe(), markup=False)
     if not result.ok:

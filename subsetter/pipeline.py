@@ -7,6 +7,7 @@ only ever read, inside one read-only snapshot; the target is refused when it is 
 from __future__ import annotations
 
 import contextlib
+import os
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -136,6 +137,17 @@ def refuse_same_database(
         )
 
 
+def _refuse_staging_over(
+    path: str, src: Dialect, source_conn: Any, tgt: Dialect, target_conn: Any
+) -> None:
+    """--keep-staging replaces its file: never let that file be the source or the target."""
+    kept = ("file", os.path.realpath(path))
+    if kept in (src.database_identity(source_conn), tgt.database_identity(target_conn)):
+        raise ConfigError(
+            f"--keep-staging {path} is the source or target database; choose another file"
+        )
+
+
 def run(config: Config, options: RunOptions, reporter: Reporter | None = None) -> RunResult:
     """Cut the subset the config describes and load it into the chosen target."""
     reporter = reporter or NullReporter()
@@ -146,8 +158,12 @@ def run(config: Config, options: RunOptions, reporter: Reporter | None = None) -
     target_conn: Any = None
     staging: Staging | None = None
     try:
-        target_conn = tgt.connect()
-        refuse_same_database(src, source_conn, tgt, target_conn)
+        # A dry run against a database file that does not exist yet must not create it.
+        if not (options.dry_run and not tgt.exists()):
+            target_conn = tgt.connect()
+            refuse_same_database(src, source_conn, tgt, target_conn)
+            if options.keep_staging:
+                _refuse_staging_over(options.keep_staging, src, source_conn, tgt, target_conn)
         with _timed(seconds, "reflect", reporter):
             catalog = reflect_source(src, config)
         with _timed(seconds, "plan", reporter):
@@ -155,7 +171,8 @@ def run(config: Config, options: RunOptions, reporter: Reporter | None = None) -
             tables = map_tables(plan, catalog, tgt)
         result = RunResult(plan, src.describe(), tgt.describe(), dry_run=options.dry_run)
         result.type_notes = type_notes(tables)
-        check_target_free(tgt, target_conn, tables, options.replace)
+        if target_conn is not None:
+            check_target_free(tgt, target_conn, tables, options.replace)
         if options.dry_run:
             result.seconds = seconds
             return result

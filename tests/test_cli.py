@@ -155,7 +155,27 @@ def test_run_dry_run_moves_nothing(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.stderr
     assert "dry run: no data moved" in result.stdout
     assert "Tables (load order, parents first):" in result.stdout
-    assert not target.exists() or tables_in(target) == set()
+    assert not target.exists(), "a dry run creates no database file"
+    assert not target.parent.exists()
+
+
+def test_target_url_file_path_is_relative_to_the_working_directory(tmp_path: Path) -> None:
+    done = subset("run", str(DEMO), "--target-url", "sqlite:///here.sqlite", "-q", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert tables_in(tmp_path / "here.sqlite") == DEMO_TABLES
+
+
+def test_keep_staging_never_overwrites_the_target(tmp_path: Path) -> None:
+    target = tmp_path / "t.sqlite"
+    url = f"sqlite:///{target}"
+    assert invoke("run", str(DEMO), "--target-url", url, "-q").exit_code == 0
+    before = target.read_bytes()
+    result = invoke(
+        "run", str(DEMO), "--target-url", url, "--replace", "--keep-staging", str(target)
+    )
+    assert result.exit_code == 1
+    assert_one_error_line(result.stderr, "--keep-staging", "source or target")
+    assert target.read_bytes() == before
 
 
 def test_run_with_report(loaded: tuple[Path, dict[str, object], Result]) -> None:

@@ -70,6 +70,10 @@ class Dialect:
         """Open a DB-API connection."""
         raise NotImplementedError
 
+    def exists(self) -> bool:
+        """Whether the database is there already (False only for a database file not yet made)."""
+        return True
+
     def begin_snapshot(self, conn: Any) -> None:
         """Start the read-only transaction every source query of a run shares."""
         raise NotImplementedError

@@ -103,6 +103,9 @@ class DuckDBDialect(Dialect):
         result = conn.execute(sql, list(params)) if params else conn.execute(sql)
         return [tuple(r) for r in result.fetchall()] if result.description else []
 
+    def exists(self) -> bool:
+        return os.path.exists(self.path)
+
     def begin_snapshot(self, conn: Any) -> None:
         conn.execute("BEGIN TRANSACTION")
 

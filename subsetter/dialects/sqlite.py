@@ -64,6 +64,9 @@ class SQLiteDialect(SQLAlchemyReflection):
             raise ConnectionFailed(f"cannot open {self.describe()}: {exc}") from None
         return conn
 
+    def exists(self) -> bool:
+        return os.path.exists(self.path)
+
     def begin_snapshot(self, conn: Any) -> None:
         conn.execute("BEGIN")
         conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
