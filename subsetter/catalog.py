@@ -138,6 +138,11 @@ class Table:
         return tuple(c.name for c in self.columns)
 
     @property
+    def has_key(self) -> bool:
+        """Whether some key tells every row apart (else identical rows are indistinguishable)."""
+        return self.identity != self.column_names or bool(self.primary_key)
+
+    @property
     def identity(self) -> tuple[str, ...]:
         """Columns telling rows apart: the primary key, a NOT NULL unique key, else all columns."""
         if self.primary_key:

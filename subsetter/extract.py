@@ -66,7 +66,7 @@ class _SourceReader:
         added = 0
         try:
             for rows in self.dialect.stream(self.conn, sql, params, self.staging.batch_size):
-                added += self.staging.add_rows(table, rows, gen, down)
+                added += self.staging.add_rows(table, rows, gen, down, fetch=self.queries)
         except SubsetterError:
             raise
         except Exception as exc:

@@ -133,7 +133,9 @@ class Staging:
                 for s, conv in zip(staged, converters, strict=True)
             ]
         cols = ", ".join(f"c{i} {s.sql_type}" for i, s in enumerate(staged))
-        self.conn.execute(f"CREATE TABLE {name} ({cols}, _gen INTEGER, _dgen INTEGER)")
+        self.conn.execute(
+            f"CREATE TABLE {name} ({cols}, _gen INTEGER, _dgen INTEGER, _fetch INTEGER)"
+        )
         self.conn.execute(
             "CREATE TABLE IF NOT EXISTS _tables (name VARCHAR, schema_name VARCHAR, "
             "table_name VARCHAR, columns VARCHAR[])"
@@ -150,8 +152,14 @@ class Staging:
         prefix = f"{alias}." if alias else ""
         return [f"{prefix}c{names.index(c)}" for c in columns]
 
-    def add_rows(self, ref: TableRef, rows: list[Row], gen: int, down: bool) -> int:
-        """Stage rows not staged yet; with ``down``, mark staged ones as pulling children too."""
+    def add_rows(self, ref: TableRef, rows: list[Row], gen: int, down: bool, fetch: int = 0) -> int:
+        """Stage rows not staged yet; with ``down``, mark staged ones as pulling children too.
+
+        ``fetch`` numbers the source query the rows come from. For a table without any key,
+        identical rows cannot be told apart; but a query that returns one of them returns all
+        of them (they match the same filter), so rows are new unless an *earlier* query staged
+        the same values, which keeps the source's duplicates without staging a row twice.
+        """
         if not rows:
             return 0
         name, table, staged = self._tables[ref]
@@ -160,10 +168,13 @@ class Staging:
         match = " AND ".join(f"s.{k} IS NOT DISTINCT FROM b.{k}" for k in keys)
         all_cols = ", ".join(f"b.c{i}" for i in range(len(staged)))
         dgen = str(gen) if down else "NULL"
+        if table.has_key:
+            select, seen = f"SELECT DISTINCT ON ({', '.join('b.' + k for k in keys)})", match
+        else:
+            select, seen = "SELECT", f"{match} AND s._fetch <> {fetch}"
         inserted = self.conn.execute(
-            f"INSERT INTO {name} SELECT DISTINCT ON ({', '.join('b.' + k for k in keys)}) "
-            f"{all_cols}, {gen}, {dgen} FROM batch b "
-            f"WHERE NOT EXISTS (SELECT 1 FROM {name} s WHERE {match})"
+            f"INSERT INTO {name} {select} {all_cols}, {gen}, {dgen}, {fetch} FROM batch b "
+            f"WHERE NOT EXISTS (SELECT 1 FROM {name} s WHERE {seen})"
         ).fetchone()
         if down:
             self.conn.execute(

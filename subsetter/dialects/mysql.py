@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from subsetter.catalog import Catalog, Column, ColumnType, Table, TableRef
 from subsetter.dialects.base import Converter, Row, TypeChoice
 from subsetter.dialects.sqla import SQLAlchemyReflection, compiled
-from subsetter.errors import ConnectionFailed
+from subsetter.errors import ConfigError, ConnectionFailed
 
 _GEOMETRY = {"geometry", "point", "linestring", "polygon", "multipoint", "multilinestring",
              "multipolygon", "geometrycollection"}  # fmt: skip
@@ -61,6 +61,12 @@ class MySQLDialect(SQLAlchemyReflection):
 
     def connect(self, *, read_only: bool = False) -> Any:
         u = self.url
+        # URL query arguments go to PyMySQL as they are (ssl_ca=..., ssl_disabled=true, ...).
+        extra: dict[str, Any] = {
+            k: {"true": True, "false": False}.get(v.lower(), v)
+            for k, v in u.query.items()
+            if isinstance(v, str) and k != "charset"
+        }
         try:
             return pymysql.connect(
                 host=u.host or "localhost",
@@ -71,11 +77,14 @@ class MySQLDialect(SQLAlchemyReflection):
                 charset=str(u.query.get("charset", "utf8mb4")),
                 connect_timeout=10,
                 autocommit=True,
+                **extra,
             )
         except pymysql.Error as exc:
             raise ConnectionFailed(
                 f"cannot connect to {self.describe()}: {self.wrap_error(exc)}"
             ) from None
+        except TypeError as exc:  # an unknown option in the URL's query string
+            raise ConfigError(f"{self.describe()}: unsupported connection option ({exc})") from None
 
     def begin_snapshot(self, conn: Any) -> None:
         with conn.cursor() as cur:
