@@ -21,7 +21,7 @@ from subsetter.errors import (
     TargetError,
     UnsupportedError,
 )
-from subsetter.pipeline import RunOptions, RunResult, plan_subset, run, verify
+from subsetter.pipeline import RunOptions, RunResult, plan_subset, run, type_mapping, verify
 from subsetter.plan import Plan, build_plan
 from subsetter.verify import VerifyResult
 
@@ -53,5 +53,6 @@ __all__ = [
     "parse_config",
     "plan_subset",
     "run",
+    "type_mapping",
     "verify",
 ]

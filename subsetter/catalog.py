@@ -70,6 +70,8 @@ class ColumnType:
     type_schema: str | None = None
     bits: int = 64
     """Width of an integer column, so the target gets SMALLINT/INTEGER/BIGINT alike."""
+    foreign_note: str | None = None
+    """What another engine loses when it holds this kind (e.g. geometry as raw bytes)."""
 
 
 @dataclass(frozen=True)

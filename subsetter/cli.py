@@ -169,13 +169,31 @@ def run(
 
 
 @app.command()
-def plan(config: ConfigArg, debug: DebugOpt = False) -> None:
-    """Show what a run would copy and why: tables, relations, cycles, load order, seed SQL."""
+def plan(
+    config: ConfigArg,
+    target: TargetOpt = None,
+    target_url: TargetUrlOpt = None,
+    debug: DebugOpt = False,
+) -> None:
+    """Show what a run would copy and why: tables, relations, cycles, load order, seed SQL.
 
-    def action() -> subsetter.Plan:
-        return subsetter.plan_subset(_load(config))[0]
+    With a target, also how each column whose type the target lacks will be created there.
+    """
 
-    out.print(_guarded(debug, action).explain(), markup=False)
+    def action() -> tuple[subsetter.Plan, list[str]]:
+        loaded = _load(config)
+        made, catalog = subsetter.plan_subset(loaded)
+        if not (target or target_url):
+            return made, []
+        options = subsetter.RunOptions(target=target, target_url=_from_cwd(target_url))
+        return made, subsetter.type_mapping(loaded, options, made, catalog)
+
+    made, notes = _guarded(debug, action)
+    out.print(made.explain(), markup=False)
+    if target or target_url:
+        out.print("Type mapping on the target:", markup=False)
+        for note in notes or ["(every column keeps its type)"]:
+            out.print(f"  {note}", markup=False)
 
 
 @app.command()

@@ -126,6 +126,11 @@ def plan_subset(config: Config, reporter: Reporter | None = None) -> tuple[Plan,
     return build_plan(catalog, config, dialect), catalog
 
 
+def type_mapping(config: Config, options: RunOptions, plan: Plan, catalog: Catalog) -> list[str]:
+    """How the target would create each column whose type changes meaning (no connection)."""
+    return type_notes(map_tables(plan, catalog, target_dialect(config, options)))
+
+
 def refuse_same_database(
     source: Dialect, source_conn: Any, target: Dialect, target_conn: Any
 ) -> None:

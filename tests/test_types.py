@@ -55,11 +55,13 @@ MYSQL_SCHEMA = [
       at_time TIME,
       stamp DATETIME(6),
       raw BLOB,
-      doc JSON
+      doc JSON,
+      spot POINT
     )""",
-    """INSERT INTO kinds (size, features, made, price, at_time, stamp, raw, doc) VALUES
-      ('M', 'a,c', 1999, 19.99, '08:30:00', '2023-01-02 03:04:05.678900', x'00ff', '{"k": 1}'),
-      (NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL)""",
+    """INSERT INTO kinds (size, features, made, price, at_time, stamp, raw, doc, spot) VALUES
+      ('M', 'a,c', 1999, 19.99, '08:30:00', '2023-01-02 03:04:05.678900', x'00ff', '{"k": 1}',
+       ST_GeomFromText('POINT(1 2)')),
+      (NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL)""",
 ]
 
 
@@ -146,8 +148,12 @@ def test_mysql_types_survive(
     assert (bytes.fromhex(raw) if isinstance(raw, str) else raw) == b"\x00\xff"
     assert json.loads(str(row["doc"])) == {"k": 1}
     assert _by_id(target, "kinds")[2] == {k: (2 if k == "id" else None) for k in row}
+    spot = row["spot"]
+    source_spot = _by_id(source, "kinds")[1]["spot"]
+    assert (bytes.fromhex(spot) if isinstance(spot, str) else spot) == source_spot
     if target_engine != "mysql":
         assert any("kinds.features" in n and "SET" in n for n in result.type_notes)
+        assert any("kinds.spot" in n and "POINT" in n for n in result.type_notes)
 
 
 @pytest.mark.server

@@ -211,7 +211,7 @@ class Dialect:
                 return TypeChoice(f"VARCHAR({ctype.length})")
             return self.unbounded_string
         if kind in self.type_names:
-            return TypeChoice(self.type_names[kind])
+            return TypeChoice(self.type_names[kind], ctype.foreign_note)
         return self.lossy_type(ctype, source)
 
     def native_type(self, ctype: ColumnType) -> TypeChoice:

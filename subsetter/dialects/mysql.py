@@ -131,7 +131,7 @@ class MySQLDialect(SQLAlchemyReflection):
         tables = {}
         for ref, table in catalog.tables.items():
             columns = tuple(
-                Column(c.name, ColumnType("binary", spatial[(ref.name, c.name)].upper()),
+                Column(c.name, _geometry(spatial[(ref.name, c.name)]),
                        c.nullable, c.default, c.autoincrement)
                 if (ref.name, c.name) in spatial else c
                 for c in table.columns
@@ -225,6 +225,11 @@ class MySQLDialect(SQLAlchemyReflection):
         with conn.cursor() as cur:
             cur.execute("SET SESSION foreign_key_checks = 0")
             cur.execute("SET SESSION unique_checks = 0")
+
+
+def _geometry(name: str) -> ColumnType:
+    note = f"mysql {name.upper()} kept as bytes (MySQL's internal SRID + WKB form)"
+    return ColumnType("binary", name.upper(), foreign_note=note)
 
 
 def _timedelta_to_time(value: Any) -> Any:

@@ -6,6 +6,7 @@ types only it has by overriding ``special_type``.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -30,7 +31,10 @@ class SQLAlchemyReflection(Dialect):
     def reflect(self, schemas: Sequence[str] | None) -> Catalog:
         engine = self.sqlalchemy_engine()
         try:
-            with engine.connect() as conn:
+            # Types SQLAlchemy does not know become kind "other" (or are fixed up by the
+            # dialect); its warning about them would only be noise for the user.
+            with warnings.catch_warnings(), engine.connect() as conn:
+                warnings.simplefilter("ignore", sa.exc.SAWarning)
                 inspector = sa.inspect(conn)
                 default = inspector.default_schema_name
                 wanted = list(schemas) if schemas else [default]
