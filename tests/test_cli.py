@@ -405,3 +405,11 @@ def test_keep_staging_keeps_a_duckdb_file_and_replaces_it_next_time(tmp_path: Pa
         )  # fmt: skip
         assert result.exit_code == 0, result.stderr
         assert staging.read_bytes()[8:12] == b"DUCK"
+
+
+def test_plan_with_target_shows_type_mapping_without_connecting(tmp_path: Path) -> None:
+    target = tmp_path / "never-created.duckdb"
+    result = invoke("plan", str(DEMO), "--target-url", f"duckdb:///{target}")
+    assert result.exit_code == 0, result.stderr
+    assert "Type mapping on the target:\n  (every column keeps its type)" in result.stdout
+    assert not target.exists()
