@@ -79,7 +79,12 @@ def _is_duckdb_file(path: Path) -> bool:
 class Staging:
     """A DuckDB file holding the subset while it is computed, masked and loaded."""
 
-    def __init__(self, keep_path: str | Path | None = None, batch_size: int = 10_000) -> None:
+    def __init__(
+        self,
+        keep_path: str | Path | None = None,
+        batch_size: int = 10_000,
+        memory_limit: str = "128MB",
+    ) -> None:
         self.batch_size = batch_size
         self._keep = keep_path is not None
         if keep_path is not None:
@@ -102,6 +107,9 @@ class Staging:
         except duckdb.Error as exc:
             raise ConfigError(f"cannot open the staging file {self.path}: {exc}") from None
         self.conn.execute("SET TimeZone = 'UTC'")
+        # DuckDB would cache up to 80% of RAM; a fixed budget makes it spill to its file instead,
+        # so memory stays flat however large the subset grows.
+        self.conn.execute(f"SET memory_limit = '{memory_limit}'")
         self._tables: dict[TableRef, tuple[str, Table, list[StagedColumn]]] = {}
 
     # ------------------------------------------------------------------ lifecycle
@@ -288,11 +296,14 @@ class Staging:
         return tuple(row)
 
     def read(self, ref: TableRef) -> Iterator[list[Row]]:
-        """All staged rows of a table in batches, ordered by their identity (deterministic)."""
-        name, table, staged = self._tables[ref]
+        """All staged rows of a table in batches, in staging order.
+
+        No ORDER BY: sorting a large table would need memory (or disk) in proportion to it,
+        and a plain scan streams.
+        """
+        name, _, staged = self._tables[ref]
         cols = ", ".join(f"c{i}" for i in range(len(staged)))
-        order = ", ".join(self._cols(ref, table.identity))
-        yield from self._batches(f"SELECT {cols} FROM {name} ORDER BY {order}")
+        yield from self._batches(f"SELECT {cols} FROM {name}")
 
     @property
     def tables(self) -> list[TableRef]:

@@ -92,6 +92,8 @@ class DuckDBDialect(Dialect):
         try:
             conn = duckdb.connect(path, read_only=read_only)
             conn.execute("SET TimeZone = 'UTC'")
+            # Bounded memory: DuckDB would otherwise cache up to 80% of RAM; it spills instead.
+            conn.execute("SET memory_limit = '256MB'")
             return conn
         except duckdb.Error as exc:
             raise ConnectionFailed(
