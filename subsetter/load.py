@@ -17,6 +17,7 @@ from typing import Any
 
 from subsetter.catalog import Catalog, Column, ForeignKey, Table, TableRef
 from subsetter.dialects import Dialect, TypeChoice
+from subsetter.dialects.base import InlineForeignKey
 from subsetter.errors import LoadError, SubsetterError, TargetError
 from subsetter.plan import Plan
 from subsetter.reporting import Reporter
@@ -216,8 +217,8 @@ def _create_tables(
 
 def _declared_fks(
     plan: Plan, tables: dict[TableRef, TargetTable], ref: TableRef
-) -> list[tuple[str, Sequence[str], TableRef, Sequence[str]]]:
-    out: list[tuple[str, Sequence[str], TableRef, Sequence[str]]] = []
+) -> list[InlineForeignKey]:
+    out: list[InlineForeignKey] = []
     for fk in plan.upstream:
         if fk.child == ref and not fk.virtual and fk.parent in tables:
             out.append((_fk_name(fk, tables), fk.columns, tables[fk.parent].ref, fk.ref_columns))

@@ -9,6 +9,7 @@ sequences are each one method here, overridden where an engine differs.
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -16,9 +17,12 @@ from typing import Any, ClassVar
 from sqlalchemy.engine import URL
 
 from subsetter.catalog import Catalog, Column, ColumnType, Index, Table, TableRef
+from subsetter.errors import ConnectionFailed
 
 Row = tuple[Any, ...]
 Converter = Callable[[Any], Any]
+InlineForeignKey = tuple[str, Sequence[str], TableRef, Sequence[str]]
+"""A foreign key declared in CREATE TABLE: name, columns, parent table, parent columns."""
 
 
 @dataclass(frozen=True)
@@ -44,7 +48,9 @@ class Dialect:
     """One engine's way of doing each step; subclasses override what differs."""
 
     name: ClassVar[str] = ""
-    """Short engine name used in messages and the registry."""
+    """Short engine name used in type notes and the registry."""
+    label: ClassVar[str] = ""
+    """The engine's name as people write it, for messages."""
     supports_schemas: ClassVar[bool] = True
     """Tables live in named schemas that a target can create."""
     transactional_ddl: ClassVar[bool] = True
@@ -53,6 +59,8 @@ class Dialect:
     """Primary keys, unique keys and foreign keys are added after the rows (pg_restore style)."""
     can_alter_constraints: ClassVar[bool] = True
     """ALTER TABLE can add keys later; where not, they are declared in CREATE TABLE."""
+    declares_foreign_keys: ClassVar[bool] = True
+    """Foreign keys are created on the target (else only subsetter's verification checks them)."""
     param: ClassVar[str] = "%s"
     """The DB-API placeholder."""
     max_keys_per_query: ClassVar[int] = 1000
@@ -73,6 +81,25 @@ class Dialect:
     def exists(self) -> bool:
         """Whether the database is there already (False only for a database file not yet made)."""
         return True
+
+    @property
+    def path(self) -> str:
+        """The file of a file database (SQLite, DuckDB)."""
+        return self.url.database or ""
+
+    def checked_path(self, read_only: bool) -> str:
+        """The database file, refused when it is in memory or, for reading, missing."""
+        path, engine = self.path, self.label
+        if not path or path == ":memory:":
+            raise ConnectionFailed(
+                f"{self.describe()}: an in-memory {engine} database holds no data"
+            )
+        if read_only and not os.path.exists(path):
+            raise ConnectionFailed(f"{self.describe()}: no such {engine} file {path}")
+        return path
+
+    def file_identity(self) -> tuple[Any, ...]:
+        return ("file", os.path.realpath(self.path))
 
     def begin_snapshot(self, conn: Any) -> None:
         """Start the read-only transaction every source query of a run shares."""
@@ -252,7 +279,7 @@ class Dialect:
         target: TableRef,
         types: Sequence[TypeChoice],
         inline_keys: bool,
-        foreign_keys: Sequence[tuple[str, Sequence[str], TableRef, Sequence[str]]] = (),
+        foreign_keys: Sequence[InlineForeignKey] = (),
     ) -> list[str]:
         """Statements creating an empty table; keys inline only where ALTER cannot add them."""
         lines = [
@@ -263,11 +290,15 @@ class Dialect:
             lines.append(f"PRIMARY KEY ({self.columns_sql(table.primary_key)})")
         if inline_keys:
             lines += [f"UNIQUE ({self.columns_sql(k)})" for k in table.unique_keys]
-            lines += [
-                f"CONSTRAINT {self.quote(name)} FOREIGN KEY ({self.columns_sql(cols)}) "
-                f"REFERENCES {self.table_sql(parent)} ({self.columns_sql(refs)})"
-                for name, cols, parent, refs in foreign_keys
-            ]
+            lines += (
+                []
+                if not self.declares_foreign_keys
+                else [
+                    f"CONSTRAINT {self.quote(name)} FOREIGN KEY ({self.columns_sql(cols)}) "
+                    f"REFERENCES {self.table_sql(parent)} ({self.columns_sql(refs)})"
+                    for name, cols, parent, refs in foreign_keys
+                ]
+            )
         body = ",\n  ".join(lines)
         return [f"CREATE TABLE {self.table_sql(target)} (\n  {body}\n)"]
 

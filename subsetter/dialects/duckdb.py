@@ -65,8 +65,12 @@ class DuckDBDialect(Dialect):
     """DuckDB 1.1 and later, as a file."""
 
     name = "duckdb"
+    label = "DuckDB"
     constraints_after_load = False
     can_alter_constraints = False
+    # DuckDB checks foreign keys on every insert and cannot declare cycles: subsetter's own
+    # verification stands in for them.
+    declares_foreign_keys = False
     param = "?"
     max_keys_per_query = 5000
     type_names = _CROSS_ENGINE_TYPES
@@ -79,16 +83,8 @@ class DuckDBDialect(Dialect):
     text_type = "VARCHAR"
     json_type = "JSON"
 
-    @property
-    def path(self) -> str:
-        return self.url.database or ""
-
     def connect(self, *, read_only: bool = False) -> Any:
-        path = self.path
-        if not path or path == ":memory:":
-            raise ConnectionFailed(f"{self.describe()}: an in-memory DuckDB database holds no data")
-        if read_only and not os.path.exists(path):
-            raise ConnectionFailed(f"{self.describe()}: no such DuckDB file {path}")
+        path = self.checked_path(read_only)
         try:
             conn = duckdb.connect(path, read_only=read_only)
             conn.execute("SET TimeZone = 'UTC'")
@@ -112,7 +108,7 @@ class DuckDBDialect(Dialect):
         conn.execute("BEGIN TRANSACTION")
 
     def database_identity(self, conn: Any) -> tuple[Any, ...]:
-        return ("file", os.path.realpath(self.path))
+        return self.file_identity()
 
     def is_driver_error(self, exc: BaseException) -> bool:
         return isinstance(exc, duckdb.Error)
@@ -192,18 +188,6 @@ class DuckDBDialect(Dialect):
 
     def text_sql(self, expr: str) -> str:
         return f"CAST({expr} AS VARCHAR)"
-
-    def create_table_sql(
-        self,
-        table: Table,
-        target: TableRef,
-        types: Sequence[TypeChoice],
-        inline_keys: bool,
-        foreign_keys: Sequence[tuple[str, Sequence[str], TableRef, Sequence[str]]] = (),
-    ) -> list[str]:
-        # DuckDB checks foreign keys on every insert and cannot declare cycles: subsetter's own
-        # verification stands in for them. Primary and unique keys are declared inline.
-        return super().create_table_sql(table, target, types, inline_keys, ())
 
     def existing_tables(self, conn: Any, refs: Sequence[TableRef]) -> list[TableRef]:
         names = {

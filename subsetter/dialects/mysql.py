@@ -11,7 +11,7 @@ import pymysql.cursors
 import sqlalchemy as sa
 
 from subsetter.catalog import Catalog, Column, ColumnType, Table, TableRef
-from subsetter.dialects.base import Converter, Row, TypeChoice
+from subsetter.dialects.base import Converter, InlineForeignKey, Row, TypeChoice
 from subsetter.dialects.sqla import SQLAlchemyReflection, compiled
 from subsetter.errors import ConfigError, ConnectionFailed
 
@@ -36,6 +36,7 @@ class MySQLDialect(SQLAlchemyReflection):
     """MySQL 8 and MariaDB 10.5 and later."""
 
     name = "mysql"
+    label = "MySQL"
     supports_schemas = False
     transactional_ddl = False
     param = "%s"
@@ -185,7 +186,7 @@ class MySQLDialect(SQLAlchemyReflection):
         target: TableRef,
         types: Sequence[TypeChoice],
         inline_keys: bool,
-        foreign_keys: Sequence[tuple[str, Sequence[str], TableRef, Sequence[str]]] = (),
+        foreign_keys: Sequence[InlineForeignKey] = (),
     ) -> list[str]:
         # AUTO_INCREMENT needs its key at CREATE time, and InnoDB clusters rows by the primary
         # key anyway, so the primary key is declared inline; the rest comes after the load.

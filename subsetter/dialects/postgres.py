@@ -37,6 +37,7 @@ class PostgresDialect(SQLAlchemyReflection):
     """PostgreSQL 12 and later."""
 
     name = "postgresql"
+    label = "PostgreSQL"
     param = "%s"
     max_keys_per_query = 10000
     type_names = _CROSS_ENGINE_TYPES

@@ -33,6 +33,7 @@ class SQLiteDialect(SQLAlchemyReflection):
     """SQLite 3.24 and later."""
 
     name = "sqlite"
+    label = "SQLite"
     supports_schemas = False
     constraints_after_load = False
     can_alter_constraints = False
@@ -42,18 +43,10 @@ class SQLiteDialect(SQLAlchemyReflection):
     type_names = _CROSS_ENGINE_TYPES
     integer_types = {16: "INTEGER", 32: "INTEGER", 64: "INTEGER"}
 
-    @property
-    def path(self) -> str:
-        return self.url.database or ""
-
     def connect(self, *, read_only: bool = False) -> Any:
-        path = self.path
-        if not path or path == ":memory:":
-            raise ConnectionFailed(f"{self.describe()}: an in-memory SQLite database holds no data")
+        path = self.checked_path(read_only)
         try:
             if read_only:
-                if not os.path.exists(path):
-                    raise ConnectionFailed(f"{self.describe()}: no such SQLite file {path}")
                 conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None)
             else:
                 os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
@@ -72,7 +65,7 @@ class SQLiteDialect(SQLAlchemyReflection):
         conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
 
     def database_identity(self, conn: Any) -> tuple[Any, ...]:
-        return ("file", os.path.realpath(self.path))
+        return self.file_identity()
 
     def is_driver_error(self, exc: BaseException) -> bool:
         return isinstance(exc, sqlite3.Error)
