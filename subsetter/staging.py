@@ -348,17 +348,5 @@ def _to_json_text(value: Any) -> Any:
 
 
 def arrow_rows(batch: pa.RecordBatch) -> list[Row]:
-    """An Arrow batch as row tuples of plain Python values."""
-    return list(zip(*(_interval_safe(c.to_pylist()) for c in batch.columns), strict=True))
-
-
-def _interval_safe(values: list[Any]) -> list[Any]:
-    """Arrow hands intervals over as MonthDayNano tuples; drivers want timedeltas."""
-    if not values or not any(type(v).__name__ == "MonthDayNano" for v in values):
-        return values
-    return [
-        None
-        if v is None
-        else dt.timedelta(days=v.months * 30 + v.days, microseconds=v.nanoseconds // 1000)
-        for v in values
-    ]
+    """An Arrow batch as row tuples of plain Python values (intervals stay MonthDayNano)."""
+    return list(zip(*(c.to_pylist() for c in batch.columns), strict=True))

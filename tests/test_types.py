@@ -172,3 +172,50 @@ def test_uuid_roundtrip_is_text() -> None:
     """Sanity for the comparison above: uuid values compare by their text form."""
     value = uuid.UUID("a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11")
     assert str(value) == "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11"
+
+
+EXOTIC = """
+CREATE TABLE exotic (
+  id int PRIMARY KEY, tt timetz, m money, ip inet, net cidr, mac macaddr, b bit(4),
+  vb varbit, x xml, pt point, r int4range, c char(3), n numeric, f4 real, ts tsvector,
+  span interval, arr int[], grid text[][], ch "char", o oid
+);
+INSERT INTO exotic VALUES
+ (1, '12:00:00+02', 12.34, '10.0.0.1', '10.0.0.0/8', '08:00:2b:01:02:03', B'1010', B'101',
+  '<a>1</a>', '(1,2)', '[1,5)', 'ab', 123456789012345678901234567890.123456789, 1.5,
+  'a:1 b:2', '1 year 2 mons 3 days 04:05:06.5', '{1,NULL,3}', '{{a,b},{c,d}}', 'x', 42),
+ (2, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+  '-1 mon +2 days -00:00:01', NULL, NULL, NULL, NULL);
+"""
+
+
+@pytest.mark.server
+def test_postgres_exotic_types_copy_exactly_to_postgres(
+    make_backend: Callable[[str], Backend], tmp_path: Path
+) -> None:
+    source = make_backend("postgres")
+    source.execute(EXOTIC)
+    target = make_backend("postgres")
+    result = _run(source, target, tmp_path, "exotic")
+    assert result.type_notes == []
+    as_text = "SELECT e::text FROM exotic e ORDER BY id"
+    assert target.query(as_text) == source.query(as_text)
+    types = "SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = 'exotic'::regclass AND attnum > 0 ORDER BY attnum"  # noqa: E501
+    assert target.query(types) == source.query(types)
+
+
+@pytest.mark.server
+@pytest.mark.parametrize("target_engine", ["sqlite", "duckdb", "mysql"])
+def test_interval_months_are_not_rounded_to_days(
+    make_backend: Callable[[str], Backend], tmp_path: Path, target_engine: str
+) -> None:
+    source = make_backend("postgres")
+    source.execute(EXOTIC)
+    target = make_backend(target_engine)
+    _run(source, target, tmp_path, "exotic")
+    cast = "CAST(span AS VARCHAR)" if target_engine == "duckdb" else "span"
+    spans = [r[0] for r in target.query(f"SELECT {cast} FROM exotic ORDER BY id")]
+    if target_engine == "duckdb":  # DuckDB's own spelling of the same months, days and time
+        assert spans == ["1 year 2 months 3 days 04:05:06.5", "-1 month 2 days -00:00:01"]
+    else:
+        assert spans == ["1 year 2 mons 3 days 04:05:06.5", "-1 mon 2 days -00:00:01"]

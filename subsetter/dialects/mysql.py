@@ -14,6 +14,7 @@ from subsetter.catalog import Catalog, Column, ColumnType, Table, TableRef
 from subsetter.dialects.base import Converter, InlineForeignKey, Row, TypeChoice
 from subsetter.dialects.sqla import SQLAlchemyReflection, compiled
 from subsetter.errors import ConfigError, ConnectionFailed
+from subsetter.intervals import interval_text
 
 _GEOMETRY = {"geometry", "point", "linestring", "polygon", "multipoint", "multilinestring",
              "multipolygon", "geometrycollection"}  # fmt: skip
@@ -219,7 +220,7 @@ class MySQLDialect(SQLAlchemyReflection):
         if ctype.kind == "timestamptz":
             return _to_naive_utc
         if ctype.kind == "interval":
-            return lambda v: None if v is None else str(v)
+            return interval_text
         return None
 
     def begin_load(self, conn: Any) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from itertools import count
 from typing import Any
 
@@ -15,6 +16,7 @@ from subsetter.catalog import Catalog, Column, ColumnType, ForeignKey, TableRef
 from subsetter.dialects.base import Converter, Row, TypeChoice
 from subsetter.dialects.sqla import SQLAlchemyReflection, compiled, generic_type
 from subsetter.errors import ConnectionFailed
+from subsetter.intervals import interval_text, parse_iso_interval
 
 _CURSOR_NUMBERS = count(1)
 
@@ -70,6 +72,8 @@ class PostgresDialect(SQLAlchemyReflection):
         conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
         conn.read_only = True
         conn.execute("SELECT 1")  # opens the REPEATABLE READ READ ONLY transaction
+        # Intervals are read as ISO 8601 text: a timedelta cannot hold "1 month".
+        conn.execute("SET LOCAL intervalstyle = 'iso_8601'")
 
     def database_identity(self, conn: Any) -> tuple[Any, ...]:
         row = conn.execute(
@@ -101,6 +105,37 @@ class PostgresDialect(SQLAlchemyReflection):
         return None
 
     def adjust_catalog(self, conn: Any, catalog: Catalog) -> Catalog:
+        """Name the types SQLAlchemy does not know; fold partitions into their parent table."""
+        return self._fold_partitions(conn, self._name_unknown_types(conn, catalog))
+
+    def _name_unknown_types(self, conn: Any, catalog: Catalog) -> Catalog:
+        """Spell each column's type as PostgreSQL does (``format_type``) for same-engine copies.
+
+        SQLAlchemy renders types it does not know (xml, point, ...) as NULL and a few it does
+        know loosely ("char" as VARCHAR). Domains keep their base type and enums their own
+        handling, so those two keep SQLAlchemy's spelling.
+        """
+        rows = conn.exec_driver_sql(
+            "SELECT n.nspname, c.relname, a.attname, format_type(a.atttypid, a.atttypmod) "
+            "FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid "
+            "JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "JOIN pg_type t ON t.oid = a.atttypid "
+            "WHERE a.attnum > 0 AND NOT a.attisdropped AND c.relkind IN ('r', 'p') "
+            "AND t.typtype NOT IN ('d', 'e')"
+        ).all()
+        spelled = {(TableRef(r[0], r[1]), r[2]): r[3] for r in rows}
+        tables = {}
+        for ref, table in catalog.tables.items():
+            columns = tuple(
+                replace(c, type=replace(c.type, native=spelled[(ref, c.name)]))
+                if (ref, c.name) in spelled
+                else c
+                for c in table.columns
+            )
+            tables[ref] = replace(table, columns=columns)
+        return Catalog(tables, catalog.foreign_keys, catalog.default_schema, catalog.dialect)
+
+    def _fold_partitions(self, conn: Any, catalog: Catalog) -> Catalog:
         """Fold partitions into their partitioned table: one table, FKs counted as the parent's."""
         rows = conn.exec_driver_sql(
             "SELECT cn.nspname, c.relname, pn.nspname, p.relname "
@@ -155,7 +190,7 @@ class PostgresDialect(SQLAlchemyReflection):
     def read_sql(self, column: Column) -> str:
         # Types psycopg has no Python form for (ranges, tsvector, geometry...) travel as text,
         # which PostgreSQL parses back on the way in.
-        if column.type.kind == "other":
+        if column.type.kind in {"other", "interval"}:
             return f"{self.quote(column.name)}::text"
         return self.quote(column.name)
 
@@ -170,6 +205,8 @@ class PostgresDialect(SQLAlchemyReflection):
     def source_converter(self, ctype: ColumnType) -> Converter | None:
         if ctype.kind == "array":
             return _json_array
+        if ctype.kind == "interval":
+            return parse_iso_interval
         return None
 
     # ------------------------------------------------------------------ target
@@ -235,6 +272,8 @@ class PostgresDialect(SQLAlchemyReflection):
     def target_converter(self, ctype: ColumnType, choice: TypeChoice) -> Converter | None:
         if choice.sql.endswith("]") and ctype.kind == "array":
             return _json_to_list
+        if ctype.kind == "interval":
+            return interval_text
         return None
 
     def insert_rows(

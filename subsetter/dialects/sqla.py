@@ -12,6 +12,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
+from sqlalchemy.sql.sqltypes import _AbstractInterval
 
 from subsetter.catalog import Catalog, Column, ColumnType, ForeignKey, Index, Table, TableRef
 from subsetter.dialects.base import Dialect
@@ -183,8 +184,10 @@ def generic_type(satype: Any, dialect: sa.Dialect) -> ColumnType:
         return ColumnType("timestamptz" if satype.timezone else "timestamp", native)
     if isinstance(satype, t.Date):
         return ColumnType("date", native)
+    if isinstance(satype, t.Time) and getattr(satype, "timezone", False):
+        return ColumnType("other", native)  # a time with an offset has no portable form
     if isinstance(satype, t.Time):
         return ColumnType("time", native)
-    if isinstance(satype, t.Interval):
+    if isinstance(satype, _AbstractInterval):
         return ColumnType("interval", native)
     return ColumnType("other", native)

@@ -10,10 +10,13 @@ import sqlite3
 from collections.abc import Sequence
 from typing import Any
 
+import pyarrow as pa
+
 from subsetter.catalog import Column, ColumnType, Table, TableRef
 from subsetter.dialects.base import Converter, Row, TypeChoice
 from subsetter.dialects.sqla import SQLAlchemyReflection
 from subsetter.errors import ConnectionFailed
+from subsetter.intervals import interval_text
 
 _CROSS_ENGINE_TYPES = {
     "float": "REAL",
@@ -128,6 +131,8 @@ def _to_sqlite(value: Any) -> Any:
         return value.isoformat(sep=" ") if isinstance(value, dt.datetime) else value.isoformat()
     if isinstance(value, memoryview | bytearray):
         return bytes(value)
+    if isinstance(value, dt.timedelta | pa.MonthDayNano):
+        return interval_text(value)
     return str(value)
 
 
