@@ -119,7 +119,7 @@ def target_dialect(config: Config, options: RunOptions) -> Dialect:
     )
 
 
-def plan_subset(config: Config, reporter: Reporter | None = None) -> tuple[Plan, Catalog]:
+def plan_subset(config: Config) -> tuple[Plan, Catalog]:
     """Reflect the source and build the plan; moves no data."""
     dialect = source_dialect(config)
     catalog = reflect_source(dialect, config)
@@ -208,9 +208,9 @@ def run(config: Config, options: RunOptions, reporter: Reporter | None = None) -
             staging.close()
 
 
-def verify(config: Config, options: RunOptions, reporter: Reporter | None = None) -> VerifyResult:
+def verify(config: Config, options: RunOptions) -> VerifyResult:
     """Check an already loaded target: every foreign key of the subset's tables resolves."""
-    plan, catalog = plan_subset(config, reporter)
+    plan, catalog = plan_subset(config)
     tgt = target_dialect(config, options)
     tables = map_tables(plan, catalog, tgt)
     conn = tgt.connect(read_only=True)  # verifying never creates or changes the target

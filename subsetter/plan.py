@@ -45,11 +45,6 @@ class Plan:
     reasons: dict[TableRef, list[str]] = field(default_factory=dict)
     excluded: tuple[TableRef, ...] = ()
 
-    @property
-    def followed(self) -> tuple[ForeignKey, ...]:
-        """Every foreign key whose integrity the subset keeps (for verification)."""
-        return self.upstream
-
     def explain(self) -> str:
         """A human-readable description, stable and sorted so it diffs well in review."""
         lines = ["Tables (load order, parents first):"]
