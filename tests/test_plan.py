@@ -192,7 +192,6 @@ def test_upstream_is_every_foreign_key_of_every_table_in_the_plan() -> None:
         if k.child in plan.tables
     }
     assert edges(plan.upstream) == expected
-    assert plan.followed == plan.upstream
 
 
 def test_full_example_plan() -> None:
