@@ -200,14 +200,6 @@ class Catalog:
         hint = did_you_mean(name, (str(r) if schema else r.name for r in self.tables))
         raise ConfigError(f'{where}no table "{name}" in the source.{hint}')
 
-    def parents_of(self, ref: TableRef) -> list[ForeignKey]:
-        """Foreign keys on ``ref`` that point at its parents."""
-        return [fk for fk in self.foreign_keys if fk.child == ref]
-
-    def children_of(self, ref: TableRef) -> list[ForeignKey]:
-        """Foreign keys of other tables (or ``ref`` itself) that point at ``ref``."""
-        return [fk for fk in self.foreign_keys if fk.parent == ref]
-
 
 def did_you_mean(word: str, choices: Iterable[str]) -> str:
     """Return ' Did you mean "x"?' for the closest choice, or '' when none is close."""

@@ -26,9 +26,8 @@ Row = tuple[Any, ...]
 
 @dataclass
 class ExtractStats:
-    """What extraction did: rows per table, rounds, queries, and warnings for the report."""
+    """What extraction did: rounds, queries, and warnings for the report."""
 
-    rows: dict[TableRef, int] = field(default_factory=dict)
     rounds: int = 0
     queries: int = 0
     warnings: list[str] = field(default_factory=list)
@@ -125,7 +124,6 @@ def extract(
     for fk in plan.nulled:
         nullable = [c for c in fk.columns if catalog.table(fk.child).column(c).nullable]
         staging.null_columns(fk.child, nullable)
-    stats.rows = {ref: staging.count(ref) for ref in plan.tables}
     return stats
 
 

@@ -18,7 +18,7 @@ from typing import Any
 from subsetter.catalog import Catalog, Column, ForeignKey, Table, TableRef
 from subsetter.dialects import Dialect, TypeChoice
 from subsetter.dialects.base import InlineForeignKey
-from subsetter.errors import LoadError, SubsetterError, TargetError
+from subsetter.errors import IntegrityError, LoadError, SubsetterError, TargetError
 from subsetter.plan import Plan
 from subsetter.reporting import Reporter
 from subsetter.staging import Staging
@@ -36,11 +36,10 @@ class TargetTable:
 
 @dataclass
 class LoadStats:
-    """Rows and seconds per table, and what the type mapping changed."""
+    """Rows and seconds per table."""
 
     rows: dict[TableRef, int] = field(default_factory=dict)
     seconds: dict[TableRef, float] = field(default_factory=dict)
-    type_notes: list[str] = field(default_factory=list)
 
 
 def map_tables(plan: Plan, catalog: Catalog, target: Dialect) -> dict[TableRef, TargetTable]:
@@ -130,7 +129,7 @@ def load(
     source_dialect: str,
 ) -> tuple[LoadStats, VerifyResult]:
     """Load every planned table, add constraints, verify, and commit (or undo everything)."""
-    stats = LoadStats(type_notes=type_notes(tables))
+    stats = LoadStats()
     created: list[TableRef] = []
     loading: TableRef | None = None  # named in the error when rows of one table are refused
     try:
@@ -150,26 +149,17 @@ def load(
         _add_constraints(plan, tables, dialect, conn)
         result = verify_target(dialect, conn, fk_checks(plan, tables))
         if not result.ok:
-            raise _IntegrityFailure(result)
+            raise IntegrityError(result.describe() + "; nothing was loaded")
         conn.commit()
         return stats, result
     except BaseException as exc:
         _undo(dialect, conn, created)
-        if isinstance(exc, _IntegrityFailure):
-            from subsetter.errors import IntegrityError
-
-            raise IntegrityError(exc.result.describe() + "; nothing was loaded") from None
         if isinstance(exc, SubsetterError) or not dialect.is_driver_error(exc):
             raise
         table = f" table {loading}" if loading else ""
         raise LoadError(
             f"loading{table} into {dialect.describe()} failed: {dialect.wrap_error(exc)}"
         ) from None
-
-
-class _IntegrityFailure(Exception):
-    def __init__(self, result: VerifyResult) -> None:
-        self.result = result
 
 
 def _undo(dialect: Dialect, conn: Any, created: list[TableRef]) -> None:
@@ -205,9 +195,10 @@ def _create_tables(
     ]
     dialect.prepare_types(conn, columns, source_dialect)
     inline = not dialect.can_alter_constraints
+    declared = _declared_fks(plan, tables, dialect) if inline else []
     for ref in plan.tables:
         target = tables[ref]
-        fks = _declared_fks(plan, tables, ref) if inline else []
+        fks = [key for child, key in declared if child == target.ref]
         for statement in dialect.create_table_sql(
             target.source, target.ref, target.types, inline, fks
         ):
@@ -216,13 +207,17 @@ def _create_tables(
 
 
 def _declared_fks(
-    plan: Plan, tables: dict[TableRef, TargetTable], ref: TableRef
-) -> list[InlineForeignKey]:
-    out: list[InlineForeignKey] = []
-    for fk in plan.upstream:
-        if fk.child == ref and not fk.virtual and fk.parent in tables:
-            out.append((_fk_name(fk, tables), fk.columns, tables[fk.parent].ref, fk.ref_columns))
-    return out
+    plan: Plan, tables: dict[TableRef, TargetTable], dialect: Dialect
+) -> list[tuple[TableRef, InlineForeignKey]]:
+    """The declared (not virtual) foreign keys between planned tables: (child, key) on target."""
+    return [
+        (
+            tables[fk.child].ref,
+            (_fk_name(fk, tables, dialect), fk.columns, tables[fk.parent].ref, fk.ref_columns),
+        )
+        for fk in plan.upstream
+        if not fk.virtual and fk.child in tables and fk.parent in tables
+    ]
 
 
 def _copy_rows(
@@ -251,34 +246,8 @@ def _copy_rows(
 def _add_constraints(
     plan: Plan, tables: dict[TableRef, TargetTable], dialect: Dialect, conn: Any
 ) -> None:
-    after = dialect.can_alter_constraints
-    for ref in plan.tables:
-        target = tables[ref]
-        source = target.source
-        if after and source.primary_key:
-            statement = dialect.add_primary_key_sql(
-                target.ref, source.primary_key, _name(dialect, f"{target.ref.name}_pkey")
-            )
-            if statement:
-                dialect.execute(conn, statement)
-        if after:
-            for key in source.unique_keys:
-                name = _name(dialect, f"{target.ref.name}_{'_'.join(key)}_key")
-                dialect.execute(conn, dialect.add_unique_sql(target.ref, key, name))
-    if after:
-        for fk in plan.upstream:
-            if fk.virtual or fk.child not in tables or fk.parent not in tables:
-                continue
-            dialect.execute(
-                conn,
-                dialect.add_foreign_key_sql(
-                    tables[fk.child].ref,
-                    fk.columns,
-                    tables[fk.parent].ref,
-                    fk.ref_columns,
-                    _fk_name(fk, tables),
-                ),
-            )
+    if dialect.can_alter_constraints:
+        _add_keys(plan, tables, dialect, conn)
     for ref in plan.tables:
         target = tables[ref]
         for index in target.source.indexes:
@@ -289,13 +258,29 @@ def _add_constraints(
                 dialect.reset_autoincrement(conn, target.ref, column.name)
 
 
-def _fk_name(fk: ForeignKey, tables: dict[TableRef, TargetTable]) -> str:
-    child = tables[fk.child].ref.name
-    return f"{child}_{'_'.join(fk.columns)}_fkey"
+def _add_keys(plan: Plan, tables: dict[TableRef, TargetTable], dialect: Dialect, conn: Any) -> None:
+    """Primary keys, unique keys, then foreign keys, by ALTER TABLE after the rows are in."""
+    for ref in plan.tables:
+        target, source = tables[ref], tables[ref].source
+        if source.primary_key and not dialect.primary_key_in_create:
+            name = _name(dialect, f"{target.ref.name}_pkey")
+            dialect.execute(conn, dialect.add_primary_key_sql(target.ref, source.primary_key, name))
+        for key in source.unique_keys:
+            name = _name(dialect, f"{target.ref.name}_{'_'.join(key)}_key")
+            dialect.execute(conn, dialect.add_unique_sql(target.ref, key, name))
+    for child, (name, columns, parent, ref_columns) in _declared_fks(plan, tables, dialect):
+        dialect.execute(
+            conn, dialect.add_foreign_key_sql(child, columns, parent, ref_columns, name)
+        )
 
 
-def _name(dialect: Dialect, text: str, limit: int = 63) -> str:
+def _fk_name(fk: ForeignKey, tables: dict[TableRef, TargetTable], dialect: Dialect) -> str:
+    return _name(dialect, f"{tables[fk.child].ref.name}_{'_'.join(fk.columns)}_fkey")
+
+
+def _name(dialect: Dialect, text: str) -> str:
     """A constraint or index name that fits the engine's identifier limit, stable across runs."""
+    limit = dialect.max_identifier_length
     if len(text) <= limit:
         return text
     digest = hashlib.sha1(text.encode()).hexdigest()[:8]

@@ -176,7 +176,7 @@ def run(config: Config, options: RunOptions, reporter: Reporter | None = None) -
             tables = map_tables(plan, catalog, tgt)
         result = RunResult(plan, src.describe(), tgt.describe(), dry_run=options.dry_run)
         result.type_notes = type_notes(tables)
-        if target_conn is not None:
+        if target_conn is not None:  # fail before extracting; load checks again in its transaction
             check_target_free(tgt, target_conn, tables, options.replace)
         if options.dry_run:
             result.seconds = seconds

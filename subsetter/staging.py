@@ -123,12 +123,6 @@ class Staging:
                 with contextlib.suppress(FileNotFoundError):
                     Path(str(self.path) + suffix).unlink()
 
-    def __enter__(self) -> Staging:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
     # ------------------------------------------------------------------ tables
 
     def create(self, table: Table, converters: Sequence[Converter | None] = ()) -> None:
@@ -209,17 +203,17 @@ class Staging:
 
     def tables_with_rows(self, gen: int) -> tuple[list[TableRef], list[TableRef]]:
         """Tables with rows added in round ``gen``, and tables with rows pulling children since."""
-        added, down = [], []
-        for ref, (name, _, _) in self._tables.items():
-            a, d = self._one(
-                f"SELECT count(*) FILTER (WHERE _gen = ?), count(*) FILTER (WHERE _dgen = ?) "
-                f"FROM {name}",
-                [gen, gen],
-            )
-            if a:
-                added.append(ref)
-            if d:
-                down.append(ref)
+        refs = list(self._tables)
+        if not refs:
+            return [], []
+        # One query for all tables: this runs every round.
+        sql = " UNION ALL ".join(
+            f"SELECT {i}, bool_or(_gen = {gen}), bool_or(_dgen = {gen}) FROM {name}"
+            for i, (name, _, _) in enumerate(self._tables.values())
+        )
+        flags = self.conn.execute(sql).fetchall()
+        added = [refs[i] for i, a, _ in sorted(flags) if a]
+        down = [refs[i] for i, _, d in sorted(flags) if d]
         return added, down
 
     def missing_parent_keys(self, fk: ForeignKey, gen: int) -> Iterator[list[Row]]:
@@ -254,19 +248,20 @@ class Staging:
         finally:
             cursor.close()
 
-    def unresolved(self, fk: ForeignKey) -> int:
-        """Staged child rows whose non-null key finds no staged parent."""
-        child, parent = self._tables[fk.child][0], self._tables[fk.parent][0]
-        fk_cols = self._cols(fk.child, fk.columns, "c")
+    def _no_parent_sql(self, fk: ForeignKey, child_alias: str) -> str:
+        """Condition on a child row: its key is set and no staged parent row matches it."""
+        parent = self._tables[fk.parent][0]
+        fk_cols = self._cols(fk.child, fk.columns, child_alias)
         ref_cols = self._cols(fk.parent, fk.ref_columns, "p")
         not_null = " AND ".join(f"{c} IS NOT NULL" for c in fk_cols)
         match = " AND ".join(f"{r} = {c}" for r, c in zip(ref_cols, fk_cols, strict=True))
-        return int(
-            self._one(
-                f"SELECT count(*) FROM {child} c WHERE {not_null} "
-                f"AND NOT EXISTS (SELECT 1 FROM {parent} p WHERE {match})"
-            )[0]
-        )
+        return f"{not_null} AND NOT EXISTS (SELECT 1 FROM {parent} p WHERE {match})"
+
+    def unresolved(self, fk: ForeignKey) -> int:
+        """Staged child rows whose non-null key finds no staged parent."""
+        child = self._tables[fk.child][0]
+        sql = f"SELECT count(*) FROM {child} c WHERE {self._no_parent_sql(fk, 'c')}"
+        return int(self._one(sql)[0])
 
     def null_columns(
         self, ref: TableRef, columns: Sequence[str], only_unresolved: ForeignKey | None = None
@@ -276,12 +271,7 @@ class Staging:
         sets = ", ".join(f"{c} = NULL" for c in self._cols(ref, columns))
         where = ""
         if only_unresolved is not None:
-            fk = only_unresolved
-            parent = self._tables[fk.parent][0]
-            fk_cols = self._cols(fk.child, fk.columns, name)
-            ref_cols = self._cols(fk.parent, fk.ref_columns, "p")
-            match = " AND ".join(f"{r} = {c}" for r, c in zip(ref_cols, fk_cols, strict=True))
-            where = f" WHERE NOT EXISTS (SELECT 1 FROM {parent} p WHERE {match})"
+            where = f" WHERE {self._no_parent_sql(only_unresolved, name)}"
         self.conn.execute(f"UPDATE {name} SET {sets}{where}")
 
     # ------------------------------------------------------------------ reading back
@@ -304,13 +294,6 @@ class Staging:
         name, _, staged = self._tables[ref]
         cols = ", ".join(f"c{i}" for i in range(len(staged)))
         yield from self._batches(f"SELECT {cols} FROM {name}")
-
-    @property
-    def tables(self) -> list[TableRef]:
-        return list(self._tables)
-
-    def schema_of(self, ref: TableRef) -> Table:
-        return self._tables[ref][1]
 
 
 def _chain(first: Converter | None, second: Converter | None) -> Converter | None:

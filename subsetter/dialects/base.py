@@ -59,6 +59,10 @@ class Dialect:
     """Primary keys, unique keys and foreign keys are added after the rows (pg_restore style)."""
     can_alter_constraints: ClassVar[bool] = True
     """ALTER TABLE can add keys later; where not, they are declared in CREATE TABLE."""
+    primary_key_in_create: ClassVar[bool] = False
+    """The primary key is declared in CREATE TABLE even where ALTER could add it later."""
+    max_identifier_length: ClassVar[int] = 63
+    """Longest table, constraint or index name the engine keeps whole."""
     declares_foreign_keys: ClassVar[bool] = True
     """Foreign keys are created on the target (else only subsetter's verification checks them)."""
     param: ClassVar[str] = "%s"

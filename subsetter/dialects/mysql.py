@@ -40,6 +40,8 @@ class MySQLDialect(SQLAlchemyReflection):
     label = "MySQL"
     supports_schemas = False
     transactional_ddl = False
+    primary_key_in_create = True
+    max_identifier_length = 64
     param = "%s"
     quote_char = "`"
     max_keys_per_query = 2000
@@ -201,9 +203,6 @@ class MySQLDialect(SQLAlchemyReflection):
             head, _, tail = create.rpartition("\n)")
             create = f"{head},\n  " + ",\n  ".join(keys) + f"\n){tail}"
         return [create + " ENGINE=InnoDB DEFAULT CHARSET=utf8mb4"]
-
-    def add_primary_key_sql(self, target: TableRef, columns: Sequence[str], name: str) -> str:
-        return ""  # declared in CREATE TABLE
 
     def create_schema_sql(self, schema: str) -> str | None:
         return None
