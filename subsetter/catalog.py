@@ -95,6 +95,10 @@ class ForeignKey:
     ref_columns: tuple[str, ...]
     name: str | None = None
     virtual: bool = False
+    condition: str | None = None
+    """SQL on the child row that must hold for the key to point here (polymorphic keys)."""
+    deferrable: bool = False
+    """The engine may check this key at commit instead of per statement (PostgreSQL)."""
 
     @property
     def columns_label(self) -> str:
@@ -106,7 +110,8 @@ class ForeignKey:
         cols = ", ".join(self.columns)
         refs = ", ".join(self.ref_columns)
         label = f" ({self.name})" if self.name else ""
-        return f"{self.child}({cols}) -> {self.parent}({refs}){label}"
+        where = f" where {self.condition}" if self.condition else ""
+        return f"{self.child}({cols}) -> {self.parent}({refs}){label}{where}"
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
@@ -37,10 +37,35 @@ class SourceConfig(_Strict):
     )
 
 
+LoadMode = Literal["create", "replace", "truncate", "append"]
+OnConflict = Literal["error", "skip", "update"]
+
+
 class TargetConfig(_Strict):
-    """A named database the subset can be loaded into."""
+    """A named database the subset can be loaded into, and how to treat what it holds."""
 
     url: str = Field(description="SQLAlchemy URL of the target database.")
+    mode: LoadMode = Field(
+        default="create",
+        description="create: new tables (fail if they exist); replace: drop and recreate them; "
+        "truncate: empty existing tables and load; append: insert into existing tables.",
+    )
+    on_conflict: OnConflict = Field(
+        default="error",
+        description="append only: a row whose key is already there fails the run (error), is "
+        "left as it is (skip) or is overwritten (update).",
+    )
+    allow_disabling_fk_checks: bool = Field(
+        default=False,
+        description="truncate/append: a cycle of NOT NULL, non-deferrable foreign keys may be "
+        "loaded with the target's foreign-key checks off, then verified.",
+    )
+
+    @model_validator(mode="after")
+    def _conflict_needs_append(self) -> TargetConfig:
+        if self.on_conflict != "error" and self.mode != "append":
+            raise ValueError(f'on_conflict only applies to mode "append" (mode is "{self.mode}")')
+        return self
 
 
 class Seed(_Strict):
@@ -60,11 +85,50 @@ class Seed(_Strict):
     children: bool = Field(
         default=True, description="Also take the rows that reference these rows, transitively."
     )
+    seed: int | None = Field(
+        default=None,
+        description="Changes which rows a percent (or an unordered limit) sample picks; "
+        "the same number picks the same rows on every run and machine.",
+    )
 
     @model_validator(mode="after")
     def _order_needs_limit(self) -> Seed:
         if self.order_by is not None and self.limit is None:
             raise ValueError("order_by only makes sense with limit")
+        if self.seed is not None and self.percent is None and self.limit is None:
+            raise ValueError("seed only changes a sample: add percent or limit")
+        if self.seed is not None and self.order_by is not None:
+            raise ValueError("seed changes an unordered sample; remove order_by or seed")
+        return self
+
+
+class Relation(_Strict):
+    """How the closure treats one foreign key going downstream (parent row -> its children)."""
+
+    child: str = Field(description='The table holding the foreign key: "table" or "schema.table".')
+    parent: str = Field(description="The table it points at.")
+    columns: tuple[str, ...] | None = Field(
+        default=None,
+        description="The child's key columns; needed only when several keys join the two tables.",
+    )
+    follow: bool | Literal["always"] = Field(
+        default=True,
+        description="true: downstream rows pull their children; false: never; always: every "
+        "row in the subset does, even one taken only as somebody's parent.",
+    )
+    limit: int | None = Field(default=None, gt=0, description="At most N children per parent row.")
+    order_by: str | None = Field(
+        default=None, description="SQL ORDER BY choosing which children the limit keeps."
+    )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Relation:
+        if self.order_by is not None and self.limit is None:
+            raise ValueError("order_by only makes sense with limit")
+        if self.follow is False and self.limit is not None:
+            raise ValueError("limit caps children of a followed relation; follow is false")
+        if self.columns is not None and not all(c.strip() for c in self.columns):
+            raise ValueError("columns has an empty column name")
         return self
 
 
@@ -80,6 +144,11 @@ class VirtualForeignKey(_Strict):
 
     child: str = Field(description='"table(column, ...)" holding the reference.')
     parent: str = Field(description='"table(column, ...)" being referenced.')
+    where: str | None = Field(
+        default=None,
+        description="SQL condition on the child row (polymorphic keys, e.g. "
+        "\"commentable_type = 'Post'\"): only rows matching it reference this parent.",
+    )
 
     @model_validator(mode="after")
     def _parse(self) -> VirtualForeignKey:
@@ -108,6 +177,12 @@ class Config(_Strict):
     passthrough: tuple[str, ...] = Field(default=(), description="Tables copied whole.")
     exclude: tuple[str, ...] = Field(default=(), description="Tables never copied.")
     virtual_foreign_keys: tuple[VirtualForeignKey, ...] = ()
+    relations: tuple[Relation, ...] = Field(
+        default=(), description="Per-relation policy: follow, limit and order of children."
+    )
+    max_depth: int | None = Field(
+        default=None, ge=0, description="Downward steps from a seed row; default unlimited."
+    )
 
     _path: Path | None = PrivateAttr(default=None)
     _positions: Mapping[KeyPath, tuple[int, int]] = PrivateAttr(default_factory=dict)

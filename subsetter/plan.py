@@ -1,21 +1,29 @@
 """Stage 2, pure: from the catalog and the config, decide what a run will copy and how.
 
 ``build_plan`` does no I/O. The Plan it returns is data: the tables and why each is in, the
-foreign keys followed upstream and downstream, the cycles, the load order and the SQL each seed
-runs. ``Plan.explain()`` renders it for people (``subset plan``).
+foreign keys followed upstream and downstream (with each relation's policy: followed or not,
+why, and any cap on children per parent), the cycles, the load order and the SQL each seed runs.
+``Plan.explain()`` renders it for people (``subset plan``).
 """
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass, field
+from typing import Literal
 
 from subsetter.catalog import Catalog, ForeignKey, TableRef
-from subsetter.config import Config
+from subsetter.config import Config, Relation
 from subsetter.dialects import Dialect
 from subsetter.errors import ConfigError, PlanError
 from subsetter.graph import FkGraph
 
 SAMPLE_SALT = "subsetter-v1"
+
+
+def sample_salt(seed: int | None) -> str:
+    """The salt of a seed's sample: the fixed one, or one per ``seed: N`` so N changes the rows."""
+    return SAMPLE_SALT if seed is None else f"{SAMPLE_SALT}/{seed}"
 
 
 @dataclass(frozen=True)
@@ -26,6 +34,39 @@ class SeedQuery:
     sql: str
     children: bool
     label: str
+
+
+Follow = Literal["yes", "no", "always"]
+
+
+@dataclass(frozen=True)
+class ChildLimit:
+    """At most ``limit`` children per parent row, the first by ``order_by`` (key as tiebreak)."""
+
+    limit: int
+    order_by: str | None = None
+
+
+@dataclass(frozen=True)
+class RelationDecision:
+    """One foreign key between planned tables, seen downstream: followed or not, why, any cap.
+
+    ``follow`` is ``yes`` (rows reached downstream pull children through it), ``always`` (every
+    row of the parent table in the subset does) or ``no``; ``reason`` says which rule decided.
+    """
+
+    fk: ForeignKey
+    follow: Follow
+    reason: str
+    limit: ChildLimit | None = None
+
+    def describe(self) -> str:
+        label = {"yes": "followed", "no": "not followed", "always": "always followed"}
+        text = f"{self.fk}: {label[self.follow]} ({self.reason})"
+        if self.limit is not None:
+            order = f" by {self.limit.order_by}" if self.limit.order_by else " by key"
+            text += f"; at most {self.limit.limit} per parent row{order}"
+        return text
 
 
 @dataclass(frozen=True)
@@ -44,6 +85,13 @@ class Plan:
     cycles: tuple[tuple[TableRef, ...], ...]
     reasons: dict[TableRef, list[str]] = field(default_factory=dict)
     excluded: tuple[TableRef, ...] = ()
+    relations: tuple[RelationDecision, ...] = ()
+    """Every foreign key between planned tables, with its downstream decision."""
+    always: tuple[ForeignKey, ...] = ()
+    """Downstream keys followed from every staged parent row, not only downstream ones."""
+    limits: dict[ForeignKey, ChildLimit] = field(default_factory=dict)
+    max_depth: int | None = None
+    """Downward steps a row may be from a seed and still pull children through ``downstream``."""
 
     def explain(self) -> str:
         """A human-readable description, stable and sorted so it diffs well in review."""
@@ -56,8 +104,11 @@ class Plan:
             lines.append(f"  {seed.label} ({kids}):\n    {seed.sql}")
         lines.append("Followed upstream (child row -> its parent, always):")
         lines += [f"  {fk}" for fk in sorted(self.upstream, key=str)] or ["  (none)"]
-        lines.append("Followed downstream (parent row -> its children):")
-        lines += [f"  {fk}" for fk in sorted(self.downstream, key=str)] or ["  (none)"]
+        depth = "unlimited" if self.max_depth is None else str(self.max_depth)
+        lines.append(f"Followed downstream (parent row -> its children; max_depth {depth}):")
+        lines += [f"  {r.describe()}" for r in sorted(self.relations, key=lambda r: str(r.fk))]
+        if not self.relations:
+            lines.append("  (none)")
         if self.nulled:
             lines.append("Written as NULL (the parent table is excluded):")
             lines += [f"  {fk}" for fk in sorted(self.nulled, key=str)]
@@ -86,21 +137,40 @@ def build_plan(catalog: Catalog, config: Config, dialect: Dialect) -> Plan:
 
     kept = [t for t in catalog.tables if t not in excluded]
     graph = FkGraph(kept, catalog.foreign_keys)
-    down_starts = {s.table for s in seeds if s.children}
-    down_tables = graph.downstream(down_starts)
-    tables = graph.upstream(down_tables | {s.table for s in seeds})
+    policy = _relation_policy(catalog, config)
+    blocked = {fk for fk, (_, rel) in policy.items() if rel.follow is False}
+    always = {fk for fk, (_, rel) in policy.items() if rel.follow == "always"}
+    seed_tables = {s.table for s in seeds}
+    depth = _downstream_depths(graph, {s.table for s in seeds if s.children}, blocked, always,
+                               config.max_depth, seed_tables)  # fmt: skip
+    tables = graph.upstream(set(depth) | seed_tables)
 
     reasons: dict[TableRef, list[str]] = {t: [] for t in tables}
     for seed in seeds:
         reasons[seed.table].append(seed.label)
-    downstream = [fk for t in sorted(down_tables) for fk in graph.children(t)]
     upstream = [fk for t in sorted(tables) for fk in graph.parents(t)]
+    pulling = {t for t, d in depth.items() if config.max_depth is None or d < config.max_depth}
+    downstream = [
+        fk
+        for fk in upstream
+        if fk not in blocked and (fk.parent in pulling or (fk in always and fk.child in depth))
+    ]
     for fk in downstream:
         if fk.child != fk.parent:
             reasons[fk.child].append(f"child of {fk.parent} via {fk.columns_label}")
     for fk in upstream:
         if fk.child != fk.parent:
             reasons[fk.parent].append(f"parent of {fk.child} via {fk.columns_label}")
+    # Every key into a planned table, so the plan also says why a child table stayed out.
+    into = dict.fromkeys(fk for t in sorted(tables) for fk in graph.children(t))
+    relations = tuple(
+        _decide(fk, policy.get(fk), fk in downstream, depth, config.max_depth) for fk in into
+    )
+    limits = {
+        fk: ChildLimit(rel.limit, rel.order_by)
+        for fk, (_, rel) in policy.items()
+        if rel.limit is not None and fk in downstream
+    }
 
     nulled = _foreign_keys_into_excluded(catalog, tables, excluded)
     sub = graph.subgraph(tables)
@@ -113,7 +183,103 @@ def build_plan(catalog: Catalog, config: Config, dialect: Dialect) -> Plan:
         cycles=tuple(sub.cycles()),
         reasons={t: sorted(set(r), key=r.index) for t, r in reasons.items()},
         excluded=tuple(sorted(excluded)),
+        relations=relations,
+        always=tuple(fk for fk in dict.fromkeys(downstream) if fk in always),
+        limits=limits,
+        max_depth=config.max_depth,
     )
+
+
+def _relation_policy(catalog: Catalog, config: Config) -> dict[ForeignKey, tuple[int, Relation]]:
+    """Match each ``relations`` entry to exactly one foreign key (declared or virtual)."""
+    out: dict[ForeignKey, tuple[int, Relation]] = {}
+    for i, rel in enumerate(config.relations):
+        child = catalog.resolve(rel.child, config.locate("relations", i, "child"))
+        parent = catalog.resolve(rel.parent, config.locate("relations", i, "parent"))
+        between = [fk for fk in catalog.foreign_keys if fk.child == child and fk.parent == parent]
+        found = [fk for fk in between if rel.columns is None or fk.columns == rel.columns]
+        keys = "; ".join(f"columns: [{', '.join(fk.columns)}]" for fk in between)
+        if not found:
+            where = config.locate("relations", i, "columns" if between else "child")
+            hint = f" (its keys: {keys})" if between else ""
+            raise ConfigError(
+                f"{where}no foreign key from {child} to {parent}"
+                f"{' with these columns' if between else ''}{hint}; declare it under "
+                "virtual_foreign_keys if the schema does not"
+            )
+        if len(found) > 1:
+            raise ConfigError(
+                f"{config.locate('relations', i, 'child')}{len(found)} foreign keys join "
+                f"{child} to {parent}; say which with one of: {keys}"
+            )
+        if found[0] in out:
+            raise ConfigError(
+                f"{config.locate('relations', i)}relations[{out[found[0]][0]}] already sets "
+                f"the policy of {found[0]}"
+            )
+        out[found[0]] = (i, rel)
+    return out
+
+
+def _downstream_depths(
+    graph: FkGraph,
+    starts: set[TableRef],
+    blocked: set[ForeignKey],
+    always: set[ForeignKey],
+    max_depth: int | None,
+    seed_tables: set[TableRef],
+) -> dict[TableRef, int]:
+    """Tables holding downstream rows, with the fewest downward steps from a seed to each.
+
+    ``always`` relations also start from tables that are in only as parents (one step down);
+    that can bring new parents, so it repeats until nothing changes.
+    """
+    depth = dict.fromkeys(starts, 0)
+    while True:
+        queue = deque(depth)
+        while queue:
+            table = queue.popleft()
+            if max_depth is not None and depth[table] >= max_depth:
+                continue
+            for fk in graph.children(table):
+                step = depth[table] + 1
+                if fk not in blocked and step < depth.get(fk.child, step + 1):
+                    depth[fk.child] = step
+                    queue.append(fk.child)
+        taken = graph.upstream(set(depth) | seed_tables)
+        new = {
+            fk.child
+            for fk in always
+            if fk.parent in taken and fk.child not in depth and max_depth != 0
+        }
+        if not new:
+            return depth
+        depth.update(dict.fromkeys(new, 1))
+
+
+def _decide(
+    fk: ForeignKey,
+    policy: tuple[int, Relation] | None,
+    followed: bool,
+    depth: dict[TableRef, int],
+    max_depth: int | None,
+) -> RelationDecision:
+    """Say whether ``fk`` is followed downstream, and which rule decided it."""
+    index, rel = policy if policy is not None else (None, None)
+    limit = ChildLimit(rel.limit, rel.order_by) if rel is not None and rel.limit else None
+    if rel is not None and rel.follow is False:
+        return RelationDecision(fk, "no", f"relations[{index}]: follow: false")
+    if rel is not None and rel.follow == "always" and followed:
+        return RelationDecision(fk, "always", f"relations[{index}]: follow: always", limit)
+    if followed:
+        steps = depth.get(fk.parent, 0)
+        why = "seed rows pull their children" if steps == 0 else f"{steps} step(s) below a seed"
+        return RelationDecision(fk, "yes", f"rows of {fk.parent} reached downstream: {why}", limit)
+    if max_depth is not None and fk.parent in depth:
+        return RelationDecision(
+            fk, "no", f"max_depth {max_depth}: {fk.parent} is {depth[fk.parent]} step(s) down"
+        )
+    return RelationDecision(fk, "no", f"rows of {fk.parent} are in only as parents", limit)
 
 
 def _resolve_all(
@@ -135,19 +301,24 @@ def _seed_query(
     conditions = []
     if seed.where:
         conditions.append(f"({seed.where})")
+    salt = sample_salt(seed.seed)
     if seed.percent is not None:
-        conditions.append(dialect.sample_sql(table.identity, seed.percent, SAMPLE_SALT))
+        conditions.append(dialect.sample_sql(table.identity, seed.percent, salt))
     sql = dialect.select_sql(table)
     if conditions:
         sql += " WHERE " + " AND ".join(conditions)
     if seed.limit is not None:
         order = seed.order_by or dialect.columns_sql(table.identity)
+        if seed.seed is not None:  # a reproducible sample of N rows, changed by the seed number
+            order = f"{dialect.key_hash_sql(table.identity, salt)}, {order}"
         sql += f" ORDER BY {order} {dialect.limit_sql(seed.limit)}"
     parts = [f"where {seed.where}"] if seed.where else []
     if seed.percent is not None:
         parts.append(f"{seed.percent:g}%")
     if seed.limit is not None:
         parts.append(f"limit {seed.limit}")
+    if seed.seed is not None:
+        parts.append(f"seed {seed.seed}")
     label = f"seed {ref}" + (f" ({', '.join(parts)})" if parts else " (all rows)")
     return SeedQuery(ref, sql, seed.children, label)
 

@@ -40,7 +40,15 @@ def with_virtual_foreign_keys(catalog: Catalog, config: Config) -> Catalog:
                         f'{where}no column "{col}" in table {ref}.{did_you_mean(col, known)}'
                     )
         virtual.append(
-            ForeignKey(child, child_spec.columns, parent, parent_spec.columns, None, virtual=True)
+            ForeignKey(
+                child,
+                child_spec.columns,
+                parent,
+                parent_spec.columns,
+                None,
+                virtual=True,
+                condition=vfk.where,
+            )
         )
     if not virtual:
         return catalog

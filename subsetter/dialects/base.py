@@ -157,21 +157,25 @@ class Dialect:
     def concat_sql(self, parts: Sequence[str]) -> str:
         return " || ".join(parts)
 
+    def key_hash_sql(self, key_columns: Sequence[str], salt: str) -> str:
+        """The first six hex digits of the md5 of ``salt`` and the key: the same on every engine."""
+        parts = [f"'{salt}|'"]
+        for i, col in enumerate(key_columns):
+            if i:
+                parts.append("'|'")
+            parts.append(f"COALESCE({self.text_sql(self.quote(col))}, '')")
+        return f"substr(md5({self.concat_sql(parts)}), 1, 6)"
+
     def sample_sql(self, key_columns: Sequence[str], percent: float, salt: str) -> str:
         """A condition true for a stable ``percent`` of rows: md5 of the key against a threshold.
 
         Comparing the first hex digits of an md5 as text is the same on every engine, so the
         same rows are chosen on every run and machine.
         """
-        parts = [f"'{salt}|'"]
-        for i, col in enumerate(key_columns):
-            if i:
-                parts.append("'|'")
-            parts.append(f"COALESCE({self.text_sql(self.quote(col))}, '')")
         threshold = min(int(percent / 100 * 16**6), 16**6)
         if threshold >= 16**6:
             return "1=1"
-        return f"substr(md5({self.concat_sql(parts)}), 1, 6) < '{threshold:06x}'"
+        return f"{self.key_hash_sql(key_columns, salt)} < '{threshold:06x}'"
 
     def key_filter_sql(
         self, columns: Sequence[str], count: int, types: Sequence[ColumnType] = ()

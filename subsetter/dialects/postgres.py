@@ -157,9 +157,7 @@ class PostgresDialect(SQLAlchemyReflection):
         tables = {ref: t for ref, t in catalog.tables.items() if ref not in parent_of}
         seen: dict[tuple[Any, ...], ForeignKey] = {}
         for fk in catalog.foreign_keys:
-            moved = ForeignKey(
-                top(fk.child), fk.columns, top(fk.parent), fk.ref_columns, fk.name, fk.virtual
-            )
+            moved = replace(fk, child=top(fk.child), parent=top(fk.parent))
             key = (moved.child, moved.columns, moved.parent, moved.ref_columns)
             if moved.child in tables and moved.parent in tables:
                 seen.setdefault(key, moved)

@@ -108,6 +108,7 @@ class SQLAlchemyReflection(Dialect):
                         parent=TableRef(self.catalog_schema(parent_schema), fk["referred_table"]),
                         ref_columns=tuple(fk["referred_columns"]),
                         name=fk.get("name"),
+                        deferrable=bool((fk.get("options") or {}).get("deferrable")),
                     )
                 )
 
