@@ -4,13 +4,17 @@ The public API is what the CLI uses::
 
     import subsetter
     config = subsetter.load_config("prod.yml")
+    print(subsetter.plan(config).render("yaml"))       # what a run would copy, and its size
     result = subsetter.run(config, subsetter.RunOptions(target="staging"))
     print(result.rows, result.verification.ok)
+
+Errors are ``SubsetterError`` subclasses; each carries the CLI's ``exit_code``.
 """
 
 from subsetter.catalog import Catalog, Column, ColumnType, ForeignKey, Table, TableRef
 from subsetter.config import Config, load_config, parse_config
 from subsetter.errors import (
+    BudgetError,
     ConfigError,
     ConnectionFailed,
     IntegrityError,
@@ -21,29 +25,43 @@ from subsetter.errors import (
     TargetError,
     UnsupportedError,
 )
-from subsetter.pipeline import RunOptions, RunResult, plan_subset, run, type_mapping, verify
+from subsetter.estimate import Estimates, TableEstimate
+from subsetter.pipeline import (
+    PlanResult,
+    RunOptions,
+    RunResult,
+    plan,
+    plan_subset,
+    run,
+    type_mapping,
+    verify,
+)
 from subsetter.plan import Plan, build_plan
 from subsetter.verify import VerifyResult
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "BudgetError",
     "Catalog",
     "Column",
     "ColumnType",
     "Config",
     "ConfigError",
     "ConnectionFailed",
+    "Estimates",
     "ForeignKey",
     "IntegrityError",
     "LoadError",
     "Plan",
     "PlanError",
+    "PlanResult",
     "RunOptions",
     "RunResult",
     "SourceError",
     "SubsetterError",
     "Table",
+    "TableEstimate",
     "TableRef",
     "TargetError",
     "UnsupportedError",
@@ -51,6 +69,7 @@ __all__ = [
     "build_plan",
     "load_config",
     "parse_config",
+    "plan",
     "plan_subset",
     "run",
     "type_mapping",

@@ -1,7 +1,8 @@
 """The ``subset`` command: parse options, call one public function, render the result.
 
-No SQL and no rules live here. Errors become one line on stderr and an exit code:
-0 success, 1 error, 2 bad usage, 3 integrity check failed.
+No SQL and no rules live here. Errors become one line on stderr and an exit code (the
+``exit_code`` of the error class in errors.py): 0 success, 1 error, 2 bad usage, 3 integrity
+check or audit failed, 4 budget exceeded (nothing loaded), 130 interrupted.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import signal
 import sys
 import traceback
 from collections.abc import Callable
+from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -168,32 +170,38 @@ def run(
     )
 
 
+class PlanFormat(str, Enum):
+    """Output formats of ``subset plan``."""
+
+    text = "text"
+    json = "json"
+    yaml = "yaml"
+
+
 @app.command()
 def plan(
     config: ConfigArg,
     target: TargetOpt = None,
     target_url: TargetUrlOpt = None,
+    fmt: Annotated[
+        PlanFormat, typer.Option("--format", "-f", help="text for people; json or yaml to diff.")
+    ] = PlanFormat.text,
+    estimate: Annotated[
+        bool,
+        typer.Option(
+            "--estimate/--no-estimate",
+            help="Estimate rows and bytes from the source's statistics (never a full scan).",
+        ),
+    ] = True,
     debug: DebugOpt = False,
 ) -> None:
-    """Show what a run would copy and why: tables, relations, cycles, load order, seed SQL.
+    """Show what a run would copy and why: tables, sizes, relations, cycles, load order, SQL.
 
     With a target, also how each column whose type the target lacks will be created there.
     """
-
-    def action() -> tuple[subsetter.Plan, list[str]]:
-        loaded = _load(config)
-        made, catalog = subsetter.plan_subset(loaded)
-        if not (target or target_url):
-            return made, []
-        options = subsetter.RunOptions(target=target, target_url=_from_cwd(target_url))
-        return made, subsetter.type_mapping(loaded, options, made, catalog)
-
-    made, notes = _guarded(debug, action)
-    out.print(made.explain(), markup=False)
-    if target or target_url:
-        out.print("Type mapping on the target:", markup=False)
-        for note in notes or ["(every column keeps its type)"]:
-            out.print(f"  {note}", markup=False)
+    options = subsetter.RunOptions(target=target, target_url=_from_cwd(target_url))
+    made = _guarded(debug, lambda: subsetter.plan(_load(config), options, estimate=estimate))
+    out.print(made.render(fmt.value), markup=False)
 
 
 @app.command()

@@ -14,7 +14,15 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PositiveInt,
+    PrivateAttr,
+    ValidationError,
+    model_validator,
+)
 
 from subsetter.errors import ConfigError
 
@@ -168,6 +176,29 @@ class VirtualForeignKey(_Strict):
         return _parse_columns_spec(self.parent, "parent")
 
 
+class Budget(_Strict):
+    """Limits on the staged subset: a run stops before loading anything when one is exceeded."""
+
+    max_rows: int | None = Field(
+        default=None, gt=0, description="Most rows the whole subset may hold."
+    )
+    max_bytes: int | None = Field(
+        default=None,
+        gt=0,
+        description="Most bytes the whole subset may hold, estimated from the source's row sizes.",
+    )
+    tables: dict[str, PositiveInt] = Field(
+        default_factory=dict, description='Most rows per table: {"schema.table" or "table": rows}.'
+    )
+    warn_percent: float = Field(
+        default=50,
+        gt=0,
+        le=100,
+        description="`subset plan` warns when a table is expected to exceed this share of its "
+        "source.",
+    )
+
+
 class Config(_Strict):
     """A whole subsetter config file."""
 
@@ -183,6 +214,7 @@ class Config(_Strict):
     max_depth: int | None = Field(
         default=None, ge=0, description="Downward steps from a seed row; default unlimited."
     )
+    budget: Budget = Field(default_factory=Budget, description="Limits on the subset's size.")
 
     _path: Path | None = PrivateAttr(default=None)
     _positions: Mapping[KeyPath, tuple[int, int]] = PrivateAttr(default_factory=dict)

@@ -11,7 +11,11 @@ dialect boundary, so the CLI can print one clear line and exit 1 without a trace
     ├── SourceError          a query on the source failed (e.g. a seed's WHERE is invalid SQL)
     ├── TargetError          the target cannot take the subset (same as source, tables exist, ...)
     │   └── LoadError        writing rows or constraints into the target failed
-    └── IntegrityError       the loaded target has orphan rows (exit code 3)
+    ├── IntegrityError       the loaded target has orphan rows (exit code 3)
+    └── BudgetError          the staged subset exceeds the config's budget (exit code 4)
+
+Exit codes of the ``subset`` command: 0 success, 1 error, 2 bad usage (Typer), 3 integrity check
+or audit failed, 4 budget exceeded.
 """
 
 from __future__ import annotations
@@ -55,3 +59,9 @@ class IntegrityError(SubsetterError):
     """The target holds rows whose foreign key finds no parent."""
 
     exit_code = 3
+
+
+class BudgetError(SubsetterError):
+    """The staged subset is larger than the config's ``budget``; nothing was loaded."""
+
+    exit_code = 4

@@ -10,17 +10,21 @@ import contextlib
 import os
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
+from subsetter.budget import budget_warnings, check_budget
 from subsetter.catalog import Catalog
 from subsetter.config import Config
 from subsetter.dialects import Dialect, dialect_for
 from subsetter.errors import ConfigError, SubsetterError, TargetError
+from subsetter.estimate import Estimates, row_bytes, source_sizes
+from subsetter.estimate import estimate as estimate_sizes
 from subsetter.extract import extract
 from subsetter.load import check_target_free, fk_checks, load, map_tables, type_notes
 from subsetter.plan import Plan, build_plan
 from subsetter.reflect import reflect_source
+from subsetter.render import plan_document, render_plan
 from subsetter.reporting import NullReporter, Reporter
 from subsetter.staging import Staging
 from subsetter.verify import VerifyResult, verify_target
@@ -126,6 +130,52 @@ def plan_subset(config: Config) -> tuple[Plan, Catalog]:
     return build_plan(catalog, config, dialect), catalog
 
 
+@dataclass(frozen=True)
+class PlanResult:
+    """What ``plan`` found: the Plan, the catalog it was built from, and expected sizes."""
+
+    plan: Plan
+    catalog: Catalog
+    estimates: Estimates | None = None
+    """Expected rows and bytes (None when ``estimate=False``)."""
+    type_notes: list[str] | None = None
+    """How the target would create columns whose type changes (None without a target)."""
+
+    def document(self) -> dict[str, Any]:
+        """The plan as plain data: what ``subset plan --format json|yaml`` prints."""
+        return plan_document(self.plan, self.estimates, self.type_notes)
+
+    def render(self, fmt: str = "text") -> str:
+        """The plan as ``text``, ``json`` or ``yaml``, stable and sorted for review."""
+        return render_plan(self.document(), fmt)
+
+
+def plan(config: Config, options: RunOptions | None = None, *, estimate: bool = True) -> PlanResult:
+    """Reflect the source, build the plan and estimate its size; moves no data.
+
+    Estimating reads the source's statistics and counts small tables and seed conditions; it
+    never scans a large table. With ``options`` naming a target, the type mapping is added
+    (without connecting to the target).
+    """
+    src = source_dialect(config)
+    catalog = reflect_source(src, config)
+    made = build_plan(catalog, config, src)
+    budget_notes: list[str] = []
+    estimates = None
+    if estimate:
+        conn = src.connect(read_only=True)
+        try:
+            estimates = estimate_sizes(made, catalog, src, conn, config.budget.warn_percent)
+        finally:
+            _close(conn)
+        budget_notes = budget_warnings(config, catalog, estimates)
+        estimates = replace(estimates, warnings=estimates.warnings + tuple(budget_notes))
+    notes = None
+    if options is not None and (options.target or options.target_url):
+        notes = type_mapping(config, options, made, catalog)
+    return PlanResult(made, catalog, estimates, notes)
+
+
 def type_mapping(config: Config, options: RunOptions, plan: Plan, catalog: Catalog) -> list[str]:
     """How the target would create each column whose type changes meaning (no connection)."""
     return type_notes(map_tables(plan, catalog, target_dialect(config, options)))
@@ -185,6 +235,7 @@ def run(config: Config, options: RunOptions, reporter: Reporter | None = None) -
         with _timed(seconds, "extract", reporter):
             src.begin_snapshot(source_conn)
             stats = extract(plan, catalog, src, source_conn, staging, reporter)
+            _check_budget(config, catalog, plan, staging, src, source_conn)
         _close(source_conn)
         result.warnings += stats.warnings
         for warning in stats.warnings:
@@ -206,6 +257,24 @@ def run(config: Config, options: RunOptions, reporter: Reporter | None = None) -
             _close(target_conn)
         if staging is not None:
             staging.close()
+
+
+def _check_budget(
+    config: Config, catalog: Catalog, plan: Plan, staging: Staging, src: Dialect, conn: Any
+) -> None:
+    """Stop before loading when the staged subset exceeds ``budget:`` (BudgetError, exit 4)."""
+    budget = config.budget
+    if budget.max_rows is None and budget.max_bytes is None and not budget.tables:
+        return
+    rows = {ref: staging.count(ref) for ref in plan.tables}
+    per_row: dict[Any, float] = {}
+    if budget.max_bytes is not None:
+        sizes = source_sizes([t for t in plan.tables if rows[t]], catalog, src, conn)
+        per_row = {
+            t: s.bytes / s.rows if s.rows else float(row_bytes(catalog, t))
+            for t, s in sizes.items()
+        }
+    check_budget(config, catalog, plan, rows, per_row)
 
 
 def verify(config: Config, options: RunOptions) -> VerifyResult:

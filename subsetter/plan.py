@@ -34,6 +34,11 @@ class SeedQuery:
     sql: str
     children: bool
     label: str
+    where: str | None = None
+    percent: float | None = None
+    limit: int | None = None
+    passthrough: bool = False
+    """A passthrough table: every row, no children."""
 
 
 Follow = Literal["yes", "no", "always"]
@@ -95,28 +100,9 @@ class Plan:
 
     def explain(self) -> str:
         """A human-readable description, stable and sorted so it diffs well in review."""
-        lines = ["Tables (load order, parents first):"]
-        for table in self.tables:
-            lines.append(f"  {table}: {'; '.join(self.reasons.get(table, []))}")
-        lines.append("Seeds:")
-        for seed in self.seeds:
-            kids = "with children" if seed.children else "parents only"
-            lines.append(f"  {seed.label} ({kids}):\n    {seed.sql}")
-        lines.append("Followed upstream (child row -> its parent, always):")
-        lines += [f"  {fk}" for fk in sorted(self.upstream, key=str)] or ["  (none)"]
-        depth = "unlimited" if self.max_depth is None else str(self.max_depth)
-        lines.append(f"Followed downstream (parent row -> its children; max_depth {depth}):")
-        lines += [f"  {r.describe()}" for r in sorted(self.relations, key=lambda r: str(r.fk))]
-        if not self.relations:
-            lines.append("  (none)")
-        if self.nulled:
-            lines.append("Written as NULL (the parent table is excluded):")
-            lines += [f"  {fk}" for fk in sorted(self.nulled, key=str)]
-        lines.append("Cycles (followed to a fixpoint; constraints are added after loading):")
-        lines += ["  " + " <-> ".join(map(str, c)) for c in self.cycles] or ["  (none)"]
-        if self.excluded:
-            lines.append("Excluded: " + ", ".join(map(str, self.excluded)))
-        return "\n".join(lines)
+        from subsetter.render import plan_document, plan_text  # render builds on this module
+
+        return plan_text(plan_document(self))
 
 
 def build_plan(catalog: Catalog, config: Config, dialect: Dialect) -> Plan:
@@ -132,7 +118,13 @@ def build_plan(catalog: Catalog, config: Config, dialect: Dialect) -> Plan:
         if ref in excluded:
             raise ConfigError(f"{config.locate(where)}table {ref} is both passthrough and excluded")
         seeds.append(
-            SeedQuery(ref, dialect.select_sql(catalog.table(ref)), False, f"passthrough {ref}")
+            SeedQuery(
+                ref,
+                dialect.select_sql(catalog.table(ref)),
+                False,
+                f"passthrough {ref}",
+                passthrough=True,
+            )
         )
 
     kept = [t for t in catalog.tables if t not in excluded]
@@ -320,7 +312,7 @@ def _seed_query(
     if seed.seed is not None:
         parts.append(f"seed {seed.seed}")
     label = f"seed {ref}" + (f" ({', '.join(parts)})" if parts else " (all rows)")
-    return SeedQuery(ref, sql, seed.children, label)
+    return SeedQuery(ref, sql, seed.children, label, seed.where, seed.percent, seed.limit)
 
 
 def _foreign_keys_into_excluded(

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 import pymysql
 import pytest
+import yaml
 from typer.testing import CliRunner, Result
 
 from subsetter.cli import app
@@ -132,18 +133,73 @@ def test_plan_prints_tables_seeds_cycles_and_load_order() -> None:
         'SELECT "id", "first_name", "last_name", "email", "created_at" FROM "customer" '
         "WHERE (id <= 20)"
     ) in text
-    assert "seed product (5%) (parents only):" in text
+    assert "seed product (5%) (parents only, ~10 rows):" in text
     assert "substr(md5('subsetter-v1|' || COALESCE(CAST(\"id\" AS TEXT), '')), 1, 6)" in text
     assert (
-        'passthrough category (parents only):\n    SELECT "id", "parent_id", "name" FROM "category"'
+        'passthrough category (parents only, ~18 rows):\n    SELECT "id", "parent_id", "name" FROM "category"'
         in text
     )
-    cycles = text.split("Cycles")[1].splitlines()[1:]
+    cycles = text.split("Cycles")[1].split("Estimated subset")[0].splitlines()[1:]
     assert [c.strip() for c in cycles] == ["category", "employee"]
+    assert "  customer: seed customer (where id <= 20); " in text
+    assert "[~20 of 300 rows (6.7%)" in text, "estimated rows of the seed table"
+    assert "\nEstimated subset: ~" in text
 
 
-def test_plan_output_is_stable() -> None:
-    assert invoke("plan", str(DEMO)).stdout == invoke("plan", str(DEMO)).stdout
+@pytest.mark.parametrize("fmt", ["text", "json", "yaml"])
+def test_plan_output_is_stable(fmt: str) -> None:
+    first = invoke("plan", str(DEMO), "--format", fmt)
+    assert first.exit_code == 0, first.stderr
+    assert first.stdout == invoke("plan", str(DEMO), "--format", fmt).stdout
+
+
+@pytest.mark.parametrize("fmt", ["json", "yaml"])
+def test_plan_as_data(fmt: str) -> None:
+    result = invoke("plan", str(DEMO), "-f", fmt)
+    assert result.exit_code == 0, result.stderr
+    doc = json.loads(result.stdout) if fmt == "json" else yaml.safe_load(result.stdout)
+    assert list(doc) == [
+        "tables", "seeds", "relations", "cycles", "load_order", "excluded", "warnings", "estimate"
+    ]  # fmt: skip
+    assert doc["load_order"] == [t["table"] for t in doc["tables"]]
+    assert set(doc["load_order"]) == DEMO_TABLES
+    customer = next(t for t in doc["tables"] if t["table"] == "customer")
+    assert customer["why"][0] == "seed customer (where id <= 20)"
+    assert customer["estimate"]["rows"] == 20
+    assert customer["estimate"]["source_rows"] == 300
+    order_item = next(t for t in doc["tables"] if t["table"] == "order_item")
+    assert order_item["estimate"]["path"] == ["customer", "orders", "order_item"]
+    assert doc["seeds"][0] == {
+        "label": "seed customer (where id <= 20)",
+        "table": "customer",
+        "kind": "seed",
+        "children": True,
+        "where": "id <= 20",
+        "percent": None,
+        "limit": None,
+        "sql": 'SELECT "id", "first_name", "last_name", "email", "created_at" FROM "customer" '
+        "WHERE (id <= 20)",
+        "estimated_rows": 20,
+    }
+    assert doc["seeds"][2]["kind"] == "passthrough"
+    down = doc["relations"]["downstream"]
+    assert [r["relation"] for r in down] == sorted(r["relation"] for r in down)
+    followed = {r["relation"]: r["follow"] for r in down}
+    assert followed["orders(customer_id) -> customer(id)"] == "yes"
+    assert followed["order_item(product_id) -> product(id)"] == "no", "product seeds no children"
+    assert doc["relations"]["max_depth"] is None
+    assert [c["tables"] for c in doc["cycles"]] == [["category"], ["employee"]]
+    assert doc["estimate"]["rows"] == sum(t["estimate"]["rows"] for t in doc["tables"])
+
+
+def test_plan_without_estimates_and_bad_format() -> None:
+    result = invoke("plan", str(DEMO), "--no-estimate", "--format", "json")
+    assert result.exit_code == 0, result.stderr
+    doc = json.loads(result.stdout)
+    assert "estimate" not in doc and "estimate" not in doc["tables"][0]
+    bad = invoke("plan", str(DEMO), "--format", "xml")
+    assert bad.exit_code == 2
+    assert "xml" in bad.stderr
 
 
 # ---------------------------------------------------------------- run

@@ -26,6 +26,16 @@ InlineForeignKey = tuple[str, Sequence[str], TableRef, Sequence[str]]
 
 
 @dataclass(frozen=True)
+class TableStats:
+    """What the engine's statistics say about a table, read without scanning it."""
+
+    rows: int | None
+    """Estimated rows (``None``: the engine has no figure, e.g. never analysed)."""
+    bytes: int | None = None
+    """Bytes of the table's rows on disk, indexes excluded, where the engine tells."""
+
+
+@dataclass(frozen=True)
 class TypeChoice:
     """How a column is created on a target, and why, when the mapping loses something."""
 
@@ -212,6 +222,33 @@ class Dialect:
     def source_converter(self, ctype: ColumnType) -> Converter | None:
         """A function turning this driver's value of ``ctype`` into the staging form, if needed."""
         return None
+
+    # ------------------------------------------------------------------ size estimates
+
+    def table_stats(self, conn: Any, refs: Sequence[TableRef]) -> dict[TableRef, TableStats]:
+        """Rows and bytes of ``refs`` from the engine's statistics, scanning nothing.
+
+        The base has no statistics to read; tables missing from the answer are counted with a
+        bounded ``count_rows`` instead.
+        """
+        return {}
+
+    def planner_rows(self, conn: Any, table: TableRef, where: str) -> int | None:
+        """The query planner's estimate of the rows matching ``where``, without running it."""
+        return None
+
+    def count_rows(self, conn: Any, table: TableRef, where: str | None, cap: int) -> int:
+        """Count the rows matching ``where``, reading at most ``cap`` of them.
+
+        The ``LIMIT`` inside bounds the work on a large table: the answer is then ``cap``, a
+        lower bound, and the estimate says so.
+        """
+        condition = f" WHERE ({where})" if where else ""
+        sql = (
+            f"SELECT COUNT(*) FROM (SELECT 1 AS one FROM {self.table_sql(table)}{condition} "
+            f"{self.limit_sql(cap)}) capped"
+        )
+        return int(self.execute(conn, sql)[0][0])
 
     # ------------------------------------------------------------------ target DDL
 

@@ -11,7 +11,7 @@ import pymysql.cursors
 import sqlalchemy as sa
 
 from subsetter.catalog import Catalog, Column, ColumnType, Table, TableRef
-from subsetter.dialects.base import Converter, InlineForeignKey, Row, TypeChoice
+from subsetter.dialects.base import Converter, InlineForeignKey, Row, TableStats, TypeChoice
 from subsetter.dialects.sqla import SQLAlchemyReflection, compiled
 from subsetter.errors import ConfigError, ConnectionFailed
 from subsetter.intervals import interval_text
@@ -102,6 +102,39 @@ class MySQLDialect(SQLAlchemyReflection):
 
     def is_driver_error(self, exc: BaseException) -> bool:
         return isinstance(exc, pymysql.Error)
+
+    # ------------------------------------------------------------------ size estimates
+
+    def table_stats(self, conn: Any, refs: Sequence[TableRef]) -> dict[TableRef, TableStats]:
+        """``information_schema.TABLES``: InnoDB's sampled row count and data length."""
+        rows = self.execute(
+            conn,
+            "SELECT TABLE_SCHEMA, TABLE_NAME, TABLE_ROWS, DATA_LENGTH, "
+            "TABLE_SCHEMA = DATABASE() FROM information_schema.TABLES "
+            "WHERE TABLE_TYPE = 'BASE TABLE'",
+        )
+        wanted = set(refs)
+        out = {}
+        for schema, name, count, size, is_default in rows:
+            ref = TableRef(None if is_default else schema, name)
+            if ref in wanted:
+                out[ref] = TableStats(
+                    None if count is None else int(count), None if size is None else int(size)
+                )
+        return out
+
+    def planner_rows(self, conn: Any, table: TableRef, where: str) -> int | None:
+        """``rows`` times ``filtered`` of the first line of ``EXPLAIN``, which runs nothing."""
+        cur = conn.cursor()
+        try:
+            cur.execute(f"EXPLAIN SELECT 1 FROM {self.table_sql(table)} WHERE ({where})")
+            names = [d[0].lower() for d in cur.description]
+            first = dict(zip(names, cur.fetchone() or (), strict=False))
+        finally:
+            cur.close()
+        if first.get("rows") is None:
+            return None
+        return int(float(first["rows"]) * float(first.get("filtered") or 100) / 100)
 
     def wrap_error(self, exc: BaseException) -> str:
         args: tuple[Any, ...] = tuple(getattr(exc, "args", ()))

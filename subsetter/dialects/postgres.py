@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from psycopg import sql as pgsql
 
 from subsetter.catalog import Catalog, Column, ColumnType, ForeignKey, TableRef
-from subsetter.dialects.base import Converter, Row, TypeChoice
+from subsetter.dialects.base import Converter, Row, TableStats, TypeChoice
 from subsetter.dialects.sqla import SQLAlchemyReflection, compiled, generic_type
 from subsetter.errors import ConnectionFailed
 from subsetter.intervals import interval_text, parse_iso_interval
@@ -84,6 +84,36 @@ class PostgresDialect(SQLAlchemyReflection):
 
     def is_driver_error(self, exc: BaseException) -> bool:
         return isinstance(exc, psycopg.Error)
+
+    # ------------------------------------------------------------------ size estimates
+
+    def table_stats(self, conn: Any, refs: Sequence[TableRef]) -> dict[TableRef, TableStats]:
+        """``pg_class.reltuples`` and ``pg_table_size``: what ANALYZE and autovacuum recorded."""
+        schemas = sorted({r.schema for r in refs if r.schema})
+        rows = self.execute(
+            conn,
+            "SELECT n.nspname, c.relname, c.reltuples, pg_table_size(c.oid) "
+            "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE c.relkind IN ('r', 'p') AND n.nspname = ANY(%s)",
+            [schemas],
+        )
+        wanted = set(refs)
+        out = {}
+        for schema, name, tuples, size in rows:
+            ref = TableRef(schema, name)
+            if ref in wanted:
+                # reltuples is -1 until the first ANALYZE (PostgreSQL 14+): no figure yet.
+                out[ref] = TableStats(int(tuples) if tuples >= 0 else None, int(size))
+        return out
+
+    def planner_rows(self, conn: Any, table: TableRef, where: str) -> int | None:
+        """The planner's row estimate from ``EXPLAIN``, which runs nothing."""
+        found = self.execute(
+            conn, f"EXPLAIN (FORMAT JSON) SELECT 1 FROM {self.table_sql(table)} WHERE ({where})"
+        )
+        doc = found[0][0]
+        doc = json.loads(doc) if isinstance(doc, str) else doc
+        return int(doc[0]["Plan"]["Plan Rows"])
 
     # ------------------------------------------------------------------ reflection
 
