@@ -16,6 +16,7 @@ from typing import Any
 
 from subsetter.catalog import Catalog, ColumnType, ForeignKey, TableRef
 from subsetter.dialects import Dialect
+from subsetter.dialects.base import ArrowUnfit
 from subsetter.errors import IntegrityError, SourceError, SubsetterError
 from subsetter.plan import Plan
 from subsetter.reporting import Reporter
@@ -39,6 +40,20 @@ class _SourceReader:
     def __init__(self, dialect: Dialect, conn: Any, catalog: Catalog, staging: Staging) -> None:
         self.dialect, self.conn, self.catalog, self.staging = dialect, conn, catalog, staging
         self.queries = 0
+        self._arrow: dict[TableRef, bool] = {}
+
+    def _use_arrow(self, ref: TableRef) -> bool:
+        """Whether rows of ``ref`` can come as Arrow batches, with no Python object per value.
+
+        Only for tables with a key: should a value not parse (``ArrowUnfit``), the query is
+        run again through the row path, and only a key tells the rows staged twice apart.
+        """
+        if ref not in self._arrow:
+            table = self.catalog.table(ref)
+            types = [c.type for c in table.columns]
+            converters = [self.dialect.source_converter(t) for t in types]
+            self._arrow[ref] = table.has_key and self.dialect.arrow_fits(types, converters)
+        return self._arrow[ref]
 
     def run_seed(self, table: TableRef, sql: str, down: bool) -> int:
         return self._stage(table, sql, [], gen=0, down=down, what=f"the seed on {table}")
@@ -64,6 +79,14 @@ class _SourceReader:
         self.queries += 1
         added = 0
         try:
+            if self._use_arrow(table):
+                schema = self.staging.arrow_schema(table)
+                try:
+                    for batch in self.dialect.stream_arrow(self.conn, sql, params, schema):
+                        added += self.staging.add_arrow(table, batch, gen, down, self.queries)
+                    return added
+                except ArrowUnfit:
+                    self._arrow[table] = False  # this table reads through rows from now on
             for rows in self.dialect.stream(self.conn, sql, params, self.staging.batch_size):
                 added += self.staging.add_rows(table, rows, gen, down, fetch=self.queries)
         except SubsetterError:

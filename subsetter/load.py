@@ -228,6 +228,8 @@ def _copy_rows(
         for c, choice in zip(target.source.columns, target.types, strict=True)
     ]
     columns = target.source.column_names
+    if dialect.arrow_fits([c.type for c in target.source.columns], converters):
+        return dialect.load_arrow(conn, target.ref, columns, staging.read_arrow(ref))
     total = 0
     for rows in staging.read(ref):
         if any(converters):

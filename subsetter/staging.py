@@ -164,8 +164,23 @@ class Staging:
         """
         if not rows:
             return 0
+        _, table, staged = self._tables[ref]
+        return self.add_arrow(ref, self._to_arrow(table, staged, rows), gen, down, fetch)
+
+    def arrow_schema(self, ref: TableRef) -> pa.Schema:
+        """The Arrow schema ``add_arrow`` takes for ``ref``: columns ``c0..cN``, staged types."""
+        staged = self._tables[ref][2]
+        return pa.schema([(f"c{i}", s.arrow_type) for i, s in enumerate(staged)])
+
+    def add_arrow(
+        self, ref: TableRef, batch: pa.Table | pa.RecordBatch, gen: int, down: bool, fetch: int = 0
+    ) -> int:
+        """``add_rows`` for rows already in Arrow form (``arrow_schema``): no Python per row."""
+        if not batch.num_rows:
+            return 0
         name, table, staged = self._tables[ref]
-        batch = self._to_arrow(table, staged, rows)  # noqa: F841 - DuckDB scans it by name
+        if isinstance(batch, pa.RecordBatch):
+            batch = pa.Table.from_batches([batch])  # DuckDB scans it by its variable name
         keys = self._cols(ref, table.identity)
         match = " AND ".join(f"s.{k} IS NOT DISTINCT FROM b.{k}" for k in keys)
         all_cols = ", ".join(f"b.c{i}" for i in range(len(staged)))
@@ -284,6 +299,16 @@ class Staging:
         row = self.conn.execute(sql, list(params)).fetchone()
         assert row is not None, "aggregate queries return one row"
         return tuple(row)
+
+    def read_arrow(self, ref: TableRef) -> Iterator[pa.RecordBatch]:
+        """All staged rows of a table as Arrow batches (columns ``c0..cN``), in staging order."""
+        name, _, staged = self._tables[ref]
+        cols = ", ".join(f"c{i}" for i in range(len(staged)))
+        cursor = self.conn.cursor()
+        try:
+            yield from cursor.sql(f"SELECT {cols} FROM {name}").to_arrow_reader(self.batch_size)
+        finally:
+            cursor.close()
 
     def read(self, ref: TableRef) -> Iterator[list[Row]]:
         """All staged rows of a table in batches, in staging order.

@@ -54,6 +54,13 @@ def hidden_password_url(url: URL | str) -> str:
     return parsed.render_as_string(hide_password=True)
 
 
+class ArrowUnfit(Exception):
+    """A value's text form did not parse into its staged Arrow type (say a BC date).
+
+    Not a user-facing error: extraction reads that table through the row path instead.
+    """
+
+
 class Dialect:
     """One engine's way of doing each step; subclasses override what differs."""
 
@@ -218,6 +225,34 @@ class Dialect:
                 yield [tuple(r) for r in batch]
         finally:
             cur.close()
+
+    arrow_kinds: ClassVar[frozenset[str]] = frozenset()
+    """Column kinds ``stream_arrow`` and ``load_arrow`` move in bulk (none: rows only)."""
+
+    def arrow_fits(self, types: Sequence[ColumnType], converters: Sequence[Any] = ()) -> bool:
+        """Whether a table of these column types can take the Arrow bulk paths."""
+        if not self.arrow_kinds or any(c is not None for c in converters):
+            return False
+        return all(
+            t.kind in self.arrow_kinds
+            and (t.kind != "decimal" or (t.precision is not None and t.precision <= 38))
+            for t in types
+        )
+
+    def stream_arrow(
+        self, conn: Any, sql: str, params: Sequence[Any], schema: Any
+    ) -> Iterator[Any]:
+        """Run a query and yield its rows as Arrow record batches of ``schema``.
+
+        Raises ``ArrowUnfit`` (after finishing the query cleanly) when a value does not parse.
+        """
+        raise NotImplementedError
+
+    def load_arrow(
+        self, conn: Any, target: TableRef, columns: Sequence[str], batches: Iterator[Any]
+    ) -> int:
+        """Append Arrow record batches to a table in bulk; return the number of rows."""
+        raise NotImplementedError
 
     def source_converter(self, ctype: ColumnType) -> Converter | None:
         """A function turning this driver's value of ``ctype`` into the staging form, if needed."""

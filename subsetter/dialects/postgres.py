@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
@@ -13,7 +14,7 @@ import sqlalchemy as sa
 from psycopg import sql as pgsql
 
 from subsetter.catalog import Catalog, Column, ColumnType, ForeignKey, TableRef
-from subsetter.dialects.base import Converter, Row, TableStats, TypeChoice
+from subsetter.dialects.base import ArrowUnfit, Converter, Row, TableStats, TypeChoice
 from subsetter.dialects.sqla import SQLAlchemyReflection, compiled, generic_type
 from subsetter.errors import ConnectionFailed
 from subsetter.intervals import interval_text, parse_iso_interval
@@ -230,6 +231,68 @@ class PostgresDialect(SQLAlchemyReflection):
             while batch := cur.fetchmany(size):
                 yield batch
 
+    # Kinds whose CSV text form pyarrow parses into the staged type and PostgreSQL parses back.
+    arrow_kinds = frozenset(
+        {"integer", "decimal", "float", "string", "text", "boolean", "date", "timestamp", "uuid",
+         "enum"}
+    )  # fmt: skip
+
+    def stream_arrow(
+        self, conn: Any, sql: str, params: Sequence[Any], schema: Any
+    ) -> Iterator[Any]:
+        # COPY ... TO STDOUT sends rows as CSV text that pyarrow parses in C++: no Python
+        # object per value, unlike a cursor. The parameters are bound client-side.
+        import pyarrow as pa
+        import pyarrow.csv as pacsv
+
+        names = schema.names
+        with conn.cursor() as cur, cur.copy(f"COPY ({sql}) TO STDOUT (FORMAT csv)", params) as copy:
+            stream = _CopyStream(iter(copy))
+            unfit: Exception | None = None
+            if stream.peek():
+                try:
+                    reader = pacsv.open_csv(
+                        stream,
+                        read_options=pacsv.ReadOptions(
+                            column_names=names, use_threads=False, block_size=4 << 20
+                        ),
+                        parse_options=pacsv.ParseOptions(newlines_in_values=True),
+                        convert_options=pacsv.ConvertOptions(
+                            column_types=dict(zip(names, schema.types, strict=True)),
+                            null_values=[""],
+                            strings_can_be_null=True,
+                            quoted_strings_can_be_null=False,
+                            true_values=["t"],
+                            false_values=["f"],
+                        ),
+                    )
+                    yield from reader
+                except pa.ArrowInvalid as exc:
+                    unfit = exc
+                    stream.drain()  # end the COPY normally: cancelling it would end the snapshot
+        if unfit is not None:
+            raise ArrowUnfit(str(unfit))
+
+    def load_arrow(
+        self, conn: Any, target: TableRef, columns: Sequence[str], batches: Iterator[Any]
+    ) -> int:
+        import pyarrow as pa
+        import pyarrow.csv as pacsv
+
+        statement = pgsql.SQL("COPY {} ({}) FROM STDIN (FORMAT csv)").format(
+            pgsql.SQL(self.table_sql(target)),
+            pgsql.SQL(", ").join(pgsql.Identifier(c) for c in columns),
+        )
+        options = pacsv.WriteOptions(include_header=False)
+        rows = 0
+        with conn.cursor() as cur, cur.copy(statement) as copy:
+            for batch in batches:
+                sink = pa.BufferOutputStream()
+                pacsv.write_csv(batch, sink, options)
+                copy.write(memoryview(sink.getvalue()))
+                rows += batch.num_rows
+        return rows
+
     def source_converter(self, ctype: ColumnType) -> Converter | None:
         if ctype.kind == "array":
             return _json_array
@@ -330,3 +393,38 @@ def _json_array(value: Any) -> Any:
 
 def _json_to_list(value: Any) -> Any:
     return None if value is None else json.loads(value)
+
+
+class _CopyStream(io.RawIOBase):
+    """A COPY TO STDOUT as a readable binary file, so pyarrow can parse it as it streams."""
+
+    def __init__(self, chunks: Iterator[Any]) -> None:
+        self._chunks = chunks
+        self._buffer = b""
+
+    def readable(self) -> bool:
+        return True
+
+    def peek(self) -> bool:
+        """Whether any data comes at all (pyarrow refuses an empty CSV)."""
+        if not self._buffer:
+            self._buffer = bytes(next(self._chunks, b""))
+        return bool(self._buffer)
+
+    def readinto(self, buffer: Any) -> int:
+        # PostgreSQL sends one message per row: gather them up to the size asked for.
+        want = len(buffer)
+        parts, size = [self._buffer], len(self._buffer)
+        for chunk in self._chunks:
+            parts.append(chunk)
+            size += len(chunk)
+            if size >= want:
+                break
+        data = b"".join(parts)
+        buffer[: min(want, len(data))] = data[:want]
+        self._buffer = data[want:]
+        return min(want, len(data))
+
+    def drain(self) -> None:
+        for _ in self._chunks:
+            pass
