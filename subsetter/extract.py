@@ -14,6 +14,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import pyarrow as pa
+
 from subsetter.catalog import Catalog, ColumnType, ForeignKey, TableRef
 from subsetter.dialects import Dialect
 from subsetter.dialects.base import ArrowUnfit
@@ -59,19 +61,15 @@ class _SourceReader:
         return self._stage(table, sql, [], gen=0, down=down, what=f"the seed on {table}")
 
     def fetch_by_keys(
-        self, table: TableRef, columns: Sequence[str], keys: list[Row], gen: int, down: bool
+        self, table: TableRef, columns: Sequence[str], keys: pa.RecordBatch, gen: int, down: bool
     ) -> int:
+        """Stage the rows of ``table`` whose ``columns`` match one of ``keys`` (one query)."""
         spec = self.catalog.table(table)
         types: list[ColumnType] = [spec.column(c).type for c in columns]
-        per_query = self.dialect.keys_per_query(len(columns))
-        added = 0
-        for start in range(0, len(keys), per_query):
-            chunk = keys[start : start + per_query]
-            where = self.dialect.key_filter_sql(columns, len(chunk), types)
-            sql = f"{self.dialect.select_sql(spec)} WHERE {where}"
-            params = self.dialect.key_params(chunk)
-            added += self._stage(table, sql, params, gen, down, f"reading {table}")
-        return added
+        where = self.dialect.key_filter_sql(columns, keys.num_rows, types)
+        sql = f"{self.dialect.select_sql(spec)} WHERE {where}"
+        params = self.dialect.key_params(keys, types)
+        return self._stage(table, sql, params, gen, down, f"reading {table}")
 
     def _stage(
         self, table: TableRef, sql: str, params: Sequence[Any], gen: int, down: bool, what: str
@@ -133,11 +131,13 @@ def extract(
             break
         for ref in added_tables:
             for fk in up_by_child.get(ref, []):
-                for keys in staging.missing_parent_keys(fk, gen):
+                size = dialect.keys_per_query(len(fk.columns))
+                for keys in staging.missing_parent_keys(fk, gen, size):
                     reader.fetch_by_keys(fk.parent, fk.ref_columns, keys, gen + 1, down=False)
         for ref in down_tables:
             for fk in down_by_parent.get(ref, []):
-                for keys in staging.keys_pulling_children(fk, gen):
+                size = dialect.keys_per_query(len(fk.columns))
+                for keys in staging.keys_pulling_children(fk, gen, size):
                     reader.fetch_by_keys(fk.child, fk.columns, keys, gen + 1, down=True)
         gen += 1
         reporter.event(f"closure round {gen} done")

@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import json
-import os
+import shutil
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -86,7 +86,9 @@ class Staging:
         memory_limit: str = "128MB",
     ) -> None:
         self.batch_size = batch_size
-        self._keep = keep_path is not None
+        self.path: Path | None = None
+        # Spill space: DuckDB writes what exceeds the memory budget here.
+        self._spill = Path(tempfile.mkdtemp(prefix="subsetter-"))
         if keep_path is not None:
             self.path = Path(keep_path)
             if self.path.exists():
@@ -97,17 +99,17 @@ class Staging:
                         "file; refusing to replace it. Choose a new file name."
                     )
                 self.path.unlink()
-        else:
-            fd, name = tempfile.mkstemp(prefix="subsetter-", suffix=".duckdb")
-            os.close(fd)
-            os.unlink(name)
-            self.path = Path(name)
         try:
-            self.conn = duckdb.connect(str(self.path))
+            # Without --keep-staging the store lives in memory and spills to a temporary
+            # directory: no write-ahead log while rows arrive and no checkpoint on close, for a
+            # file that would be deleted anyway.
+            self.conn = duckdb.connect(str(self.path) if self.path else ":memory:")
         except duckdb.Error as exc:
+            shutil.rmtree(self._spill, ignore_errors=True)
             raise ConfigError(f"cannot open the staging file {self.path}: {exc}") from None
         self.conn.execute("SET TimeZone = 'UTC'")
-        # DuckDB would cache up to 80% of RAM; a fixed budget makes it spill to its file instead,
+        self.conn.execute(f"SET temp_directory = '{self._spill}'")
+        # DuckDB would cache up to 80% of RAM; a fixed budget makes it spill to disk instead,
         # so memory stays flat however large the subset grows.
         self.conn.execute(f"SET memory_limit = '{memory_limit}'")
         self._tables: dict[TableRef, tuple[str, Table, list[StagedColumn]]] = {}
@@ -118,10 +120,7 @@ class Staging:
         """Close the file; remove it unless it was asked to be kept."""
         with contextlib.suppress(Exception):
             self.conn.close()
-        if not self._keep:
-            for suffix in ("", ".wal"):
-                with contextlib.suppress(FileNotFoundError):
-                    Path(str(self.path) + suffix).unlink()
+        shutil.rmtree(self._spill, ignore_errors=True)
 
     # ------------------------------------------------------------------ tables
 
@@ -231,7 +230,7 @@ class Staging:
         down = [refs[i] for i, _, d in sorted(flags) if d]
         return added, down
 
-    def missing_parent_keys(self, fk: ForeignKey, gen: int) -> Iterator[list[Row]]:
+    def missing_parent_keys(self, fk: ForeignKey, gen: int, size: int) -> Iterator[pa.RecordBatch]:
         """Distinct non-null key values of rows added in ``gen`` whose parent is not staged yet."""
         child, parent = self._tables[fk.child][0], self._tables[fk.parent][0]
         fk_cols = self._cols(fk.child, fk.columns)
@@ -241,9 +240,11 @@ class Staging:
             f"SELECT DISTINCT {', '.join(fk_cols)} FROM {child} WHERE _gen = {gen} AND {not_null} "
             f"EXCEPT SELECT {', '.join(ref_cols)} FROM {parent}"
         )
-        yield from self._batches(sql)
+        yield from self._arrow_batches(sql, size)
 
-    def keys_pulling_children(self, fk: ForeignKey, gen: int) -> Iterator[list[Row]]:
+    def keys_pulling_children(
+        self, fk: ForeignKey, gen: int, size: int
+    ) -> Iterator[pa.RecordBatch]:
         """Distinct referenced keys of parent rows that started pulling children in ``gen``."""
         parent = self._tables[fk.parent][0]
         ref_cols = self._cols(fk.parent, fk.ref_columns)
@@ -252,14 +253,30 @@ class Staging:
             f"SELECT DISTINCT {', '.join(ref_cols)} FROM {parent} "
             f"WHERE _dgen = {gen} AND {not_null}"
         )
-        yield from self._batches(sql)
+        yield from self._arrow_batches(sql, size)
 
-    def _batches(self, sql: str) -> Iterator[list[Row]]:
+    def _arrow_batches(self, sql: str, size: int) -> Iterator[pa.RecordBatch]:
+        """The query's rows in batches of ``size`` rows (the last one smaller), streamed.
+
+        DuckDB hands out whatever its threads produced (often a few thousand rows); gathering
+        them to ``size`` keeps one source query per ``size`` keys.
+        """
         # A cursor of its own: the caller writes to staging while these batches stream.
         cursor = self.conn.cursor()
         try:
-            for batch in cursor.sql(sql).to_arrow_reader(self.batch_size):
-                yield arrow_rows(batch)
+            pending: list[pa.RecordBatch] = []
+            count = 0
+            for batch in cursor.sql(sql).to_arrow_reader(size):
+                while batch.num_rows:
+                    take = batch.slice(0, size - count)
+                    pending.append(take)
+                    count += take.num_rows
+                    batch = batch.slice(take.num_rows)
+                    if count == size:
+                        yield pa.Table.from_batches(pending).combine_chunks().to_batches()[0]
+                        pending, count = [], 0
+            if count:
+                yield pa.Table.from_batches(pending).combine_chunks().to_batches()[0]
         finally:
             cursor.close()
 
@@ -301,24 +318,19 @@ class Staging:
         return tuple(row)
 
     def read_arrow(self, ref: TableRef) -> Iterator[pa.RecordBatch]:
-        """All staged rows of a table as Arrow batches (columns ``c0..cN``), in staging order."""
-        name, _, staged = self._tables[ref]
-        cols = ", ".join(f"c{i}" for i in range(len(staged)))
-        cursor = self.conn.cursor()
-        try:
-            yield from cursor.sql(f"SELECT {cols} FROM {name}").to_arrow_reader(self.batch_size)
-        finally:
-            cursor.close()
-
-    def read(self, ref: TableRef) -> Iterator[list[Row]]:
-        """All staged rows of a table in batches, in staging order.
+        """All staged rows of a table as Arrow batches (columns ``c0..cN``), in staging order.
 
         No ORDER BY: sorting a large table would need memory (or disk) in proportion to it,
         and a plain scan streams.
         """
         name, _, staged = self._tables[ref]
         cols = ", ".join(f"c{i}" for i in range(len(staged)))
-        yield from self._batches(f"SELECT {cols} FROM {name}")
+        yield from self._arrow_batches(f"SELECT {cols} FROM {name}", self.batch_size)
+
+    def read(self, ref: TableRef) -> Iterator[list[Row]]:
+        """All staged rows of a table as row tuples, in batches (see ``read_arrow``)."""
+        for batch in self.read_arrow(ref):
+            yield arrow_rows(batch)
 
 
 def _chain(first: Converter | None, second: Converter | None) -> Converter | None:

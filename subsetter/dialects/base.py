@@ -204,9 +204,10 @@ class Dialect:
         row = "(" + ", ".join([p] * len(columns)) + ")"
         return f"({self.columns_sql(columns)}) IN ({', '.join([row] * count)})"
 
-    def key_params(self, keys: Sequence[Row]) -> Sequence[Any]:
-        """Parameters for ``key_filter_sql``: the key tuples flattened."""
-        return [value for key in keys for value in key]
+    def key_params(self, keys: Any, types: Sequence[ColumnType] = ()) -> Sequence[Any]:
+        """Parameters for ``key_filter_sql``: the key tuples (an Arrow batch) flattened."""
+        columns = [c.to_pylist() for c in keys.columns]
+        return [value for key in zip(*columns, strict=True) for value in key]
 
     def keys_per_query(self, width: int) -> int:
         return max(1, min(self.max_keys_per_query, self.max_params // max(width, 1)))

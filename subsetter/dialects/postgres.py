@@ -199,14 +199,20 @@ class PostgresDialect(SQLAlchemyReflection):
     def key_filter_sql(
         self, columns: Sequence[str], count: int, types: Sequence[ColumnType] = ()
     ) -> str:
+        # IN (SELECT unnest(...)) rather than = ANY(...): with thousands of keys the planner
+        # turns = ANY into a (parallel) scan of the whole table, while the semi-join over the
+        # unnested keys probes the index once per key, so the work follows the subset's size.
         casts = [f"::{self._array_type(t)}" for t in types] if types else [""] * len(columns)
-        if len(columns) == 1:
-            return f"{self.quote(columns[0])} = ANY(%s{casts[0]})"
         arrays = ", ".join(f"%s{c}" for c in casts)
         return f"({self.columns_sql(columns)}) IN (SELECT * FROM unnest({arrays}))"
 
-    def key_params(self, keys: Sequence[Row]) -> Sequence[Any]:
-        return [list(col) for col in zip(*keys, strict=True)] if keys else []
+    def key_params(self, keys: Any, types: Sequence[ColumnType] = ()) -> Sequence[Any]:
+        # One array per key column. Where the column's text form is plain, the array literal
+        # ('{1,2,3}') is built by pyarrow in C++ rather than by psycopg key by key.
+        return [
+            _array_literal(column) if t.kind in _LITERAL_KINDS else column.to_pylist()
+            for column, t in zip(keys.columns, types, strict=True)
+        ]
 
     def keys_per_query(self, width: int) -> int:
         return self.max_keys_per_query
@@ -393,6 +399,24 @@ def _json_array(value: Any) -> Any:
 
 def _json_to_list(value: Any) -> Any:
     return None if value is None else json.loads(value)
+
+
+_LITERAL_KINDS = frozenset({"integer", "decimal", "string", "text", "date", "uuid", "enum"})
+
+
+def _array_literal(column: Any) -> str:
+    """A PostgreSQL array literal of a non-null Arrow column: ``{1,2}`` or ``{"a","b\\"c"}``."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    text = pc.cast(column, pa.string())
+    if not pa.types.is_integer(column.type):
+        text = pc.replace_substring(pc.replace_substring(text, "\\", "\\\\"), '"', '\\"')
+        text = pc.binary_join_element_wise('"', text, '"', "")
+    joined = pc.binary_join(
+        pa.ListArray.from_arrays(pa.array([0, len(text)], pa.int32()), text), ","
+    )
+    return "{" + str(joined[0].as_py()) + "}"
 
 
 class _CopyStream(io.RawIOBase):
