@@ -20,6 +20,17 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    Progress,
+    ProgressColumn,
+    SpinnerColumn,
+    Task,
+    TaskID,
+    TextColumn,
+    TimeRemainingColumn,
+)
+from rich.text import Text
 
 import subsetter
 from subsetter.config import resolve_file_url
@@ -32,8 +43,16 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-err = Console(stderr=True, highlight=False, soft_wrap=True)
-out = Console(highlight=False, soft_wrap=True)
+_CI = os.environ.get("CI", "").strip().lower() == "true"
+# Under CI=true every line is plain text, even where a CI runner fakes a terminal.
+err = Console(
+    stderr=True,
+    highlight=False,
+    soft_wrap=True,
+    force_terminal=False if _CI else None,
+    no_color=True if _CI else None,
+)
+out = Console(highlight=False, soft_wrap=True, force_terminal=False if _CI else None)
 
 T = TypeVar("T")
 
@@ -47,57 +66,118 @@ TargetUrlOpt = Annotated[
 DebugOpt = Annotated[bool, typer.Option("--debug", help="Show the traceback of an error.")]
 
 
-class _CliReporter:
-    """Progress for people: a live status line on a terminal, plain log lines elsewhere (CI)."""
+class _RateColumn(ProgressColumn):
+    """Rows per second of a table's task."""
 
-    def __init__(self, quiet: bool = False) -> None:
-        self.quiet = quiet
-        self.live = err.is_terminal and os.environ.get("CI", "").lower() != "true"
-        self._status: Any = None
+    def render(self, task: Task) -> Text:
+        speed = task.finished_speed or task.speed
+        return Text(f"{speed:,.0f} rows/s" if speed else "", style="progress.data.speed")
+
+
+class _CliReporter:
+    """Progress for people: live bars on a terminal; plain lines elsewhere (CI, pipes, files).
+
+    Live: one bar per table of the current stage with rows, rows/s and an ETA, and a line per
+    finished table. Plain: a line per stage and per table, never a control character. Quiet:
+    warnings only. Verbose: also closure rounds and other details.
+    """
+
+    def __init__(self, quiet: bool = False, verbose: bool = False) -> None:
+        self.quiet, self.verbose = quiet, verbose
+        self.live = err.is_terminal and not _CI and not quiet
+        self._bars: Progress | None = None
+        self._tasks: dict[str, TaskID] = {}
+        self._stage = ""
 
     def __enter__(self) -> _CliReporter:
-        if self.live and not self.quiet:
-            self._status = err.status("starting")
-            self._status.start()
+        if self.live:
+            self._bars = Progress(
+                SpinnerColumn(),
+                TextColumn("{task.description}"),
+                BarColumn(),
+                TextColumn("{task.completed:,.0f}{task.fields[of]} rows"),
+                _RateColumn(),
+                TimeRemainingColumn(),
+                console=err,
+            )
+            self._bars.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self._status is not None:
-            self._status.stop()
+        if self._bars is not None:
+            self._clear_tasks()
+            self._bars.stop()
 
-    def _say(self, text: str, line: bool) -> None:
-        if self.quiet:
-            return
-        if self._status is not None:
-            self._status.update(text)
-        if line or self._status is None:
-            err.print(text, markup=False)
+    def _line(self, text: str, style: str | None = None) -> None:
+        console = self._bars.console if self._bars is not None else err
+        console.print(text, markup=False, style=style)
+
+    def _clear_tasks(self) -> None:
+        if self._bars is not None:
+            for task in self._tasks.values():
+                self._bars.remove_task(task)
+        self._tasks.clear()
 
     def stage(self, name: str) -> None:
-        self._say(name, line=self._status is None)
+        self._clear_tasks()
+        self._stage = name
+        if not self.quiet:
+            self._line(name)
 
     def event(self, message: str, seconds: float | None = None) -> None:
+        # Timed events (a seed's rows) are worth a line; the rest (closure rounds) is detail.
+        if self.quiet or (seconds is None and not self.verbose):
+            return
         took = f" ({seconds:.2f}s)" if seconds is not None else ""
-        self._say(f"  {message}{took}", line=seconds is not None)
+        self._line(f"  {message}{took}")
+
+    def progress(self, table: str, done: int, total: int | None) -> None:
+        if self._bars is None:
+            return
+        task = self._tasks.get(table)
+        of = f" of {total:,}" if total is not None else ""
+        if task is None:
+            task = self._tasks[table] = self._bars.add_task(
+                f"{self._stage} {table}", total=total, of=of
+            )
+        self._bars.update(task, completed=done, total=total, of=of)
 
     def table_loaded(self, table: str, rows: int, seconds: float) -> None:
-        self._say(f"  loaded {table}: {rows} rows ({seconds:.2f}s)", line=True)
+        task = self._tasks.pop(table, None)
+        if task is not None and self._bars is not None:
+            self._bars.remove_task(task)
+        if not self.quiet:
+            rate = f", {rows / seconds:,.0f} rows/s" if seconds > 0 and rows else ""
+            self._line(f"  loaded {table}: {rows} rows ({seconds:.2f}s{rate})")
 
     def warning(self, message: str) -> None:
-        err.print(f"warning: {message}", markup=False, style="yellow")
+        self._line(f"warning: {message}", style="yellow")
 
 
 def _guarded(debug: bool, action: Callable[[], T]) -> T:
+    """Run ``action``; a SubsetterError becomes one line on stderr and its exit code."""
     try:
         return action()
     except SubsetterError as exc:
         if debug:
             err.print(traceback.format_exc(), markup=False)
         err.print(f"error: {exc}", markup=False, style="red")
-        raise typer.Exit(exc.exit_code) from None
-    except KeyboardInterrupt:
+        stop = typer.Exit(exc.exit_code)
+        stop.subsetter_error = exc  # type: ignore[attr-defined]
+        raise stop from None
+    except KeyboardInterrupt as exc:
         err.print("error: interrupted; nothing was committed to the target", style="red")
-        raise typer.Exit(130) from None
+        stop = typer.Exit(130)
+        stop.subsetter_error = exc  # type: ignore[attr-defined]
+        raise stop from None
+
+
+def _write_report(path: Path, document: dict[str, Any]) -> None:
+    try:
+        path.write_text(json.dumps(document, indent=2, sort_keys=True) + "\n")
+    except OSError as exc:
+        err.print(f"error: cannot write the report {path}: {exc.strerror}", markup=False)
+        raise typer.Exit(1) from None
 
 
 def _from_cwd(url: str | None) -> str | None:
@@ -128,9 +208,16 @@ def run(
         int, typer.Option("--batch-size", min=100, help="Rows per batch.")
     ] = 10_000,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only errors and warnings.")] = False,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Also closure rounds and debug logs.")
+    ] = False,
     debug: DebugOpt = False,
 ) -> None:
-    """Extract the subset the config describes and load it into a target."""
+    """Extract the subset the config describes and load it into a target.
+
+    Exit codes: 0 loaded and verified, 1 error, 2 bad usage, 3 integrity check failed,
+    4 over the config's budget (nothing loaded).
+    """
     options = subsetter.RunOptions(
         target=target,
         target_url=_from_cwd(target_url),
@@ -140,21 +227,28 @@ def run(
         batch_size=batch_size,
     )
 
+    if verbose:
+        logging.getLogger("subsetter").setLevel(logging.DEBUG)
+    loaded: subsetter.Config | None = None
+
     def action() -> subsetter.RunResult:
+        nonlocal loaded
         loaded = _load(config)
-        with _CliReporter(quiet) as reporter:
+        with _CliReporter(quiet, verbose) as reporter:
             return subsetter.run(loaded, options, reporter)
 
     if report and not report.parent.is_dir():  # fail before moving data, not after
         err.print(f"error: --report {report}: no such folder {report.parent}", markup=False)
         raise typer.Exit(1)
-    result = _guarded(debug, action)
+    try:
+        result = _guarded(debug, action)
+    except typer.Exit as stop:
+        if report:  # CI reads why the run stopped from the same file
+            cause = getattr(stop, "subsetter_error", None) or RuntimeError("failed")
+            _write_report(report, subsetter.failure_report(loaded, cause, stop.exit_code))
+        raise
     if report:
-        try:
-            report.write_text(json.dumps(result.to_dict(), indent=2, sort_keys=True) + "\n")
-        except OSError as exc:
-            err.print(f"error: cannot write the report {report}: {exc.strerror}", markup=False)
-            raise typer.Exit(1) from None
+        _write_report(report, result.to_dict())
     for note in result.type_notes:
         err.print(f"note: {note}", markup=False)
     if result.dry_run:

@@ -7,6 +7,7 @@ the line and the key: ``prod.yml:14:5 seeds[1].table: ...``.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 from collections.abc import Mapping
@@ -217,6 +218,7 @@ class Config(_Strict):
     budget: Budget = Field(default_factory=Budget, description="Limits on the subset's size.")
 
     _path: Path | None = PrivateAttr(default=None)
+    _sha256: str = PrivateAttr(default="")
     _positions: Mapping[KeyPath, tuple[int, int]] = PrivateAttr(default_factory=dict)
 
     @model_validator(mode="after")
@@ -224,6 +226,11 @@ class Config(_Strict):
         if not self.seeds and not self.passthrough:
             raise ValueError("no seeds and no passthrough tables: nothing would be copied")
         return self
+
+    @property
+    def sha256(self) -> str:
+        """Hash of the file's text as written (before ``${VAR}`` substitution: no secrets)."""
+        return self._sha256
 
     @property
     def path(self) -> Path | None:
@@ -310,6 +317,7 @@ def parse_config(text: str, file: Path | None, environ: Mapping[str, str]) -> Co
         raise ConfigError(_describe_validation_error(exc, name, positions)) from None
     config._path = file.resolve() if file else None
     config._positions = positions
+    config._sha256 = hashlib.sha256(text.encode("utf-8")).hexdigest()
     return config
 
 

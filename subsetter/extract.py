@@ -39,9 +39,13 @@ class ExtractStats:
 class _SourceReader:
     """Runs key-batched SELECTs on the snapshot connection and stages what they return."""
 
-    def __init__(self, dialect: Dialect, conn: Any, catalog: Catalog, staging: Staging) -> None:
+    def __init__(
+        self, dialect: Dialect, conn: Any, catalog: Catalog, staging: Staging, reporter: Reporter
+    ) -> None:
         self.dialect, self.conn, self.catalog, self.staging = dialect, conn, catalog, staging
+        self.reporter = reporter
         self.queries = 0
+        self.staged: dict[TableRef, int] = {}
         self._arrow: dict[TableRef, bool] = {}
 
     def _use_arrow(self, ref: TableRef) -> bool:
@@ -56,6 +60,11 @@ class _SourceReader:
             converters = [self.dialect.source_converter(t) for t in types]
             self._arrow[ref] = table.has_key and self.dialect.arrow_fits(types, converters)
         return self._arrow[ref]
+
+    def _read(self, table: TableRef, rows: int) -> None:
+        """Count rows read from the source, for the progress of the extract stage."""
+        self.staged[table] = self.staged.get(table, 0) + rows
+        self.reporter.progress(str(table), self.staged[table], None)
 
     def run_seed(self, table: TableRef, sql: str, down: bool) -> int:
         return self._stage(table, sql, [], gen=0, down=down, what=f"the seed on {table}")
@@ -82,11 +91,13 @@ class _SourceReader:
                 try:
                     for batch in self.dialect.stream_arrow(self.conn, sql, params, schema):
                         added += self.staging.add_arrow(table, batch, gen, down, self.queries)
+                        self._read(table, batch.num_rows)
                     return added
                 except ArrowUnfit:
                     self._arrow[table] = False  # this table reads through rows from now on
             for rows in self.dialect.stream(self.conn, sql, params, self.staging.batch_size):
                 added += self.staging.add_rows(table, rows, gen, down, fetch=self.queries)
+                self._read(table, len(rows))
         except SubsetterError:
             raise
         except Exception as exc:
@@ -111,7 +122,7 @@ def extract(
     for ref in plan.tables:
         table = catalog.table(ref)
         staging.create(table, [dialect.source_converter(c.type) for c in table.columns])
-    reader = _SourceReader(dialect, conn, catalog, staging)
+    reader = _SourceReader(dialect, conn, catalog, staging, reporter)
     for seed in plan.seeds:
         started = time.perf_counter()
         added = reader.run_seed(seed.table, seed.sql, seed.children)

@@ -142,7 +142,7 @@ def load(
         for ref in plan.tables:
             loading = tables[ref].ref
             started = time.perf_counter()
-            stats.rows[ref] = _copy_rows(ref, tables[ref], staging, dialect, conn)
+            stats.rows[ref] = _copy_rows(ref, tables[ref], staging, dialect, conn, reporter)
             stats.seconds[ref] = time.perf_counter() - started
             reporter.table_loaded(str(tables[ref].ref), stats.rows[ref], stats.seconds[ref])
         loading = None
@@ -221,7 +221,12 @@ def _declared_fks(
 
 
 def _copy_rows(
-    ref: TableRef, target: TargetTable, staging: Staging, dialect: Dialect, conn: Any
+    ref: TableRef,
+    target: TargetTable,
+    staging: Staging,
+    dialect: Dialect,
+    conn: Any,
+    reporter: Reporter,
 ) -> int:
     converters: list[Callable[[Any], Any] | None] = [
         dialect.target_converter(c.type, choice)
@@ -231,6 +236,9 @@ def _copy_rows(
     if dialect.arrow_fits([c.type for c in target.source.columns], converters):
         return dialect.load_arrow(conn, target.ref, columns, staging.read_arrow(ref))
     total = 0
+    expected = staging.count(ref)
+    name = str(target.ref)
+    reporter.progress(name, 0, expected)
     for rows in staging.read(ref):
         if any(converters):
             rows = [
@@ -242,6 +250,7 @@ def _copy_rows(
             ]
         dialect.insert_rows(conn, target.ref, columns, rows)
         total += len(rows)
+        reporter.progress(name, total, expected)
     return total
 
 

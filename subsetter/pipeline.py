@@ -7,6 +7,7 @@ only ever read, inside one read-only snapshot; the target is refused when it is 
 from __future__ import annotations
 
 import contextlib
+import datetime
 import os
 import time
 from collections.abc import Iterator
@@ -18,13 +19,13 @@ from subsetter.catalog import Catalog
 from subsetter.config import Config
 from subsetter.dialects import Dialect, dialect_for
 from subsetter.errors import ConfigError, SubsetterError, TargetError
-from subsetter.estimate import Estimates, row_bytes, source_sizes
+from subsetter.estimate import Estimates, row_bytes
 from subsetter.estimate import estimate as estimate_sizes
 from subsetter.extract import extract
 from subsetter.load import check_target_free, fk_checks, load, map_tables, type_notes
 from subsetter.plan import Plan, build_plan
 from subsetter.reflect import reflect_source
-from subsetter.render import plan_document, render_plan
+from subsetter.render import CYCLE_LOADING, plan_document, render_plan
 from subsetter.reporting import NullReporter, Reporter
 from subsetter.staging import Staging
 from subsetter.verify import VerifyResult, verify_target
@@ -44,6 +45,10 @@ class RunOptions:
     batch_size: int = 10_000
 
 
+REPORT_VERSION = 1
+"""Bumped when a key of the ``--report`` document changes meaning or goes away."""
+
+
 @dataclass
 class RunResult:
     """What a run did: the plan, rows per table, timings, verification. JSON-ready via to_dict."""
@@ -55,31 +60,55 @@ class RunResult:
     rows: dict[str, int] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
     table_seconds: dict[str, float] = field(default_factory=dict)
+    table_bytes: dict[str, int] = field(default_factory=dict)
+    """Estimated bytes per loaded table: rows times the source's average row size."""
     verification: VerifyResult | None = None
     warnings: list[str] = field(default_factory=list)
     type_notes: list[str] = field(default_factory=list)
     rounds: int = 0
     queries: int = 0
+    config_sha256: str = ""
+    config_path: str | None = None
+    started_at: str = ""
+    finished_at: str = ""
 
     @property
     def total_rows(self) -> int:
         return sum(self.rows.values())
 
     def to_dict(self) -> dict[str, Any]:
-        """The ``--report`` JSON document."""
+        """The ``--report`` JSON document (its JSON Schema: docs/report.schema.json)."""
         return {
+            "report_version": REPORT_VERSION,
+            "subsetter_version": _version(),
+            "status": "dry_run" if self.dry_run else "ok",
+            "exit_code": 0,
+            "config": {"path": self.config_path, "sha256": self.config_sha256},
             "source": self.source,
             "target": self.target,
             "dry_run": self.dry_run,
+            "started_at": self.started_at,
+            "finished_at": self.finished_at,
             "tables": {
-                name: {"rows": n, "seconds": round(self.table_seconds.get(name, 0.0), 4)}
+                name: {
+                    "rows": n,
+                    "bytes": self.table_bytes.get(name, 0),
+                    "seconds": round(self.table_seconds.get(name, 0.0), 4),
+                }
                 for name, n in sorted(self.rows.items())
             },
             "total_rows": self.total_rows,
+            "total_bytes": sum(self.table_bytes.values()),
             "stages": {k: round(v, 4) for k, v in self.seconds.items()},
             "closure_rounds": self.rounds,
             "source_queries": self.queries,
-            "cycles": [[str(t) for t in c] for c in self.plan.cycles],
+            "cycles": [
+                {"tables": [str(t) for t in c], "loading": CYCLE_LOADING} for c in self.plan.cycles
+            ],
+            "relations": [
+                {"relation": str(r.fk), "follow": r.follow, "reason": r.reason}
+                for r in sorted(self.plan.relations, key=lambda r: str(r.fk))
+            ],
             "verification": None
             if self.verification is None
             else {
@@ -90,6 +119,33 @@ class RunResult:
             "warnings": self.warnings,
             "type_notes": self.type_notes,
         }
+
+
+def failure_report(config: Config | None, error: BaseException, code: int) -> dict[str, Any]:
+    """The ``--report`` document of a run that stopped: what failed and the exit code."""
+    return {
+        "report_version": REPORT_VERSION,
+        "subsetter_version": _version(),
+        "status": "failed",
+        "exit_code": code,
+        "error": str(error) or type(error).__name__,
+        "error_type": type(error).__name__,
+        "config": {
+            "path": str(config.path) if config and config.path else None,
+            "sha256": config.sha256 if config else None,
+        },
+        "finished_at": _now(),
+    }
+
+
+def _version() -> str:
+    from subsetter import __version__
+
+    return __version__
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
 
 
 @contextlib.contextmanager
@@ -206,6 +262,7 @@ def _refuse_staging_over(
 def run(config: Config, options: RunOptions, reporter: Reporter | None = None) -> RunResult:
     """Cut the subset the config describes and load it into the chosen target."""
     reporter = reporter or NullReporter()
+    started_at = _now()
     seconds: dict[str, float] = {}
     src = source_dialect(config)
     tgt = target_dialect(config, options)
@@ -225,6 +282,9 @@ def run(config: Config, options: RunOptions, reporter: Reporter | None = None) -
             plan = build_plan(catalog, config, src)
             tables = map_tables(plan, catalog, tgt)
         result = RunResult(plan, src.describe(), tgt.describe(), dry_run=options.dry_run)
+        result.started_at = started_at
+        result.config_sha256 = config.sha256
+        result.config_path = str(config.path) if config.path else None
         result.type_notes = type_notes(tables)
         if target_conn is not None:  # fail before extracting; load checks again in its transaction
             check_target_free(tgt, target_conn, tables, options.replace)
@@ -235,7 +295,8 @@ def run(config: Config, options: RunOptions, reporter: Reporter | None = None) -
         with _timed(seconds, "extract", reporter):
             src.begin_snapshot(source_conn)
             stats = extract(plan, catalog, src, source_conn, staging, reporter)
-            _check_budget(config, catalog, plan, staging, src, source_conn)
+            per_row = _bytes_per_row(plan, catalog, src, source_conn)
+            _check_budget(config, catalog, plan, staging, per_row)
         _close(source_conn)
         result.warnings += stats.warnings
         for warning in stats.warnings:
@@ -247,9 +308,13 @@ def run(config: Config, options: RunOptions, reporter: Reporter | None = None) -
             )  # fmt: skip
         result.rows = {str(tables[ref].ref): n for ref, n in loaded.rows.items()}
         result.table_seconds = {str(tables[ref].ref): s for ref, s in loaded.seconds.items()}
+        result.table_bytes = {
+            str(tables[ref].ref): round(n * per_row[ref]) for ref, n in loaded.rows.items()
+        }
         result.verification = verification
         result.rounds, result.queries = stats.rounds, stats.queries
         result.seconds = seconds
+        result.finished_at = _now()
         return result
     finally:
         _close(source_conn)
@@ -259,21 +324,32 @@ def run(config: Config, options: RunOptions, reporter: Reporter | None = None) -
             staging.close()
 
 
+def _bytes_per_row(plan: Plan, catalog: Catalog, src: Dialect, conn: Any) -> dict[Any, float]:
+    """Average row size per table: the source's statistics, else the column types' widths."""
+    try:
+        stats = src.table_stats(conn, plan.tables)
+    except Exception as exc:  # statistics only size the report: never fail a run over them
+        if not src.is_driver_error(exc):
+            raise
+        stats = {}
+    out: dict[Any, float] = {}
+    for ref in plan.tables:
+        known = stats.get(ref)
+        if known and known.rows and known.bytes:
+            out[ref] = known.bytes / known.rows
+        else:
+            out[ref] = float(row_bytes(catalog, ref))
+    return out
+
+
 def _check_budget(
-    config: Config, catalog: Catalog, plan: Plan, staging: Staging, src: Dialect, conn: Any
+    config: Config, catalog: Catalog, plan: Plan, staging: Staging, per_row: dict[Any, float]
 ) -> None:
     """Stop before loading when the staged subset exceeds ``budget:`` (BudgetError, exit 4)."""
     budget = config.budget
     if budget.max_rows is None and budget.max_bytes is None and not budget.tables:
         return
     rows = {ref: staging.count(ref) for ref in plan.tables}
-    per_row: dict[Any, float] = {}
-    if budget.max_bytes is not None:
-        sizes = source_sizes([t for t in plan.tables if rows[t]], catalog, src, conn)
-        per_row = {
-            t: s.bytes / s.rows if s.rows else float(row_bytes(catalog, t))
-            for t, s in sizes.items()
-        }
     check_budget(config, catalog, plan, rows, per_row)
 
 

@@ -21,6 +21,12 @@ class Reporter(Protocol):
     def event(self, message: str, seconds: float | None = None) -> None:
         """Something worth a line happened."""
 
+    def progress(self, table: str, done: int, total: int | None) -> None:
+        """``done`` rows of ``table`` are through the current stage (of ``total``, if known).
+
+        Called often (once per batch): a progress bar draws rows/s and an ETA from it.
+        """
+
     def table_loaded(self, table: str, rows: int, seconds: float) -> None:
         """A table's rows are in the target."""
 
@@ -36,6 +42,9 @@ class NullReporter:
 
     def event(self, message: str, seconds: float | None = None) -> None:
         log.debug(message)
+
+    def progress(self, table: str, done: int, total: int | None) -> None:
+        pass
 
     def table_loaded(self, table: str, rows: int, seconds: float) -> None:
         log.debug("loaded %s: %d rows in %.3fs", table, rows, seconds)
