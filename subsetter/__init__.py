@@ -12,7 +12,7 @@ Errors are ``SubsetterError`` subclasses; each carries the CLI's ``exit_code``.
 """
 
 from subsetter.catalog import Catalog, Column, ColumnType, ForeignKey, Table, TableRef
-from subsetter.config import Config, load_config, parse_config
+from subsetter.config import Config, config_json_schema, load_config, parse_config
 from subsetter.errors import (
     BudgetError,
     ConfigError,
@@ -68,6 +68,7 @@ __all__ = [
     "UnsupportedError",
     "VerifyResult",
     "build_plan",
+    "config_json_schema",
     "failure_report",
     "load_config",
     "parse_config",

@@ -322,6 +322,24 @@ def verify(
         raise typer.Exit(3)
 
 
+@app.command()
+def schema(
+    out_file: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Write here instead of stdout.")
+    ] = None,
+) -> None:
+    """Print the JSON Schema of the config file, for editors (yaml-language-server)."""
+    text = json.dumps(subsetter.config_json_schema(), indent=2, sort_keys=True) + "\n"
+    if out_file is None:
+        out.print(text, markup=False, end="")
+        return
+    try:
+        out_file.write_text(text)
+    except OSError as exc:
+        err.print(f"error: cannot write {out_file}: {exc.strerror}", markup=False)
+        raise typer.Exit(1) from None
+
+
 @app.callback()
 def _main(
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log debug details.")] = False,

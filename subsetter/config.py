@@ -262,6 +262,18 @@ class Config(_Strict):
         return resolve_file_url(url, self._path.parent if self._path else Path.cwd())
 
 
+def config_json_schema() -> dict[str, Any]:
+    """The JSON Schema of the config file, from the models: editors validate and complete it.
+
+    Point an editor at it with ``# yaml-language-server: $schema=<path or URL>`` as the first
+    line of the YAML file (``subset schema > subsetter.schema.json``).
+    """
+    schema = Config.model_json_schema(mode="validation")
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "subsetter config"
+    return schema
+
+
 def resolve_file_url(url: str, base: Path) -> str:
     """Resolve ``sqlite:///rel.db`` against ``base``; other URLs are returned unchanged."""
     match = re.match(r"^(sqlite|duckdb)(\+\w+)?:///(.*)$", url)
