@@ -75,7 +75,8 @@ def test_the_whole_subset_over_budget_exits_4(
         assert word in stderr, (word, stderr)
     assert "grown through customer -> " in stderr
     assert no_tables(target)
-    assert not (tmp_path / "r").exists(), "no report of a run that did not finish"
+    report = json.loads((tmp_path / "r").read_text())
+    assert (report["status"], report["exit_code"]) == ("failed", 4)
 
 
 def test_a_run_within_budget_loads(tmp_path: Path) -> None:
