@@ -11,9 +11,11 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+import pyarrow as pa
 
 from subsetter.catalog import Catalog, Column, ForeignKey, Table, TableRef
 from subsetter.dialects import Dialect, TypeChoice
@@ -233,12 +235,13 @@ def _copy_rows(
         for c, choice in zip(target.source.columns, target.types, strict=True)
     ]
     columns = target.source.column_names
-    if dialect.arrow_fits([c.type for c in target.source.columns], converters):
-        return dialect.load_arrow(conn, target.ref, columns, staging.read_arrow(ref))
-    total = 0
     expected = staging.count(ref)
     name = str(target.ref)
     reporter.progress(name, 0, expected)
+    if dialect.arrow_fits([c.type for c in target.source.columns], converters):
+        batches = _counted(staging.read_arrow(ref), name, expected, reporter)
+        return dialect.load_arrow(conn, target.ref, columns, batches)
+    total = 0
     for rows in staging.read(ref):
         if any(converters):
             rows = [
@@ -252,6 +255,17 @@ def _copy_rows(
         total += len(rows)
         reporter.progress(name, total, expected)
     return total
+
+
+def _counted(
+    batches: Iterator[pa.RecordBatch], name: str, expected: int, reporter: Reporter
+) -> Iterator[pa.RecordBatch]:
+    """Pass batches through, reporting the rows handed to the loader so far."""
+    done = 0
+    for batch in batches:
+        yield batch
+        done += batch.num_rows
+        reporter.progress(name, done, expected)
 
 
 def _add_constraints(
