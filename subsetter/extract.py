@@ -3,8 +3,13 @@
 Round 0 stages the seed rows. Each later round (1) fetches the parents of the rows the previous
 round added that are not staged yet, and (2) fetches the children of rows that started pulling
 children in the previous round, along the plan's downstream foreign keys. Rows reached only as
-parents never pull children. The loop ends when a round adds nothing: cycles end there too,
-because a row is staged once and each row's parents and children are asked for once.
+parents never pull children, except through a relation the config marks ``follow: always``.
+The loop ends when a round adds nothing: cycles end there too, because a row is staged once and
+each row's parents and children are asked for once.
+
+A relation with a ``limit`` fetches at most that many children per parent row: the source ranks
+the children of the batch's parent keys with ``ROW_NUMBER() OVER (PARTITION BY key ORDER BY
+...)`` (or the dialect's faster form) and only the first ones travel.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from subsetter.catalog import Catalog, ColumnType, ForeignKey, TableRef
 from subsetter.dialects import Dialect
 from subsetter.dialects.base import ArrowUnfit
 from subsetter.errors import IntegrityError, SourceError, SubsetterError
-from subsetter.plan import Plan
+from subsetter.plan import ChildLimit, Plan
 from subsetter.reporting import Reporter
 from subsetter.staging import Staging
 
@@ -70,18 +75,47 @@ class _SourceReader:
         return self._stage(table, sql, [], gen=0, down=down, what=f"the seed on {table}")
 
     def fetch_by_keys(
-        self, table: TableRef, columns: Sequence[str], keys: pa.RecordBatch, gen: int, down: bool
+        self,
+        table: TableRef,
+        columns: Sequence[str],
+        keys: pa.RecordBatch,
+        gen: int,
+        down: bool,
+        *,
+        depth: int = 0,
+        condition: str | None = None,
+        limit: ChildLimit | None = None,
     ) -> int:
-        """Stage the rows of ``table`` whose ``columns`` match one of ``keys`` (one query)."""
+        """Stage the rows of ``table`` whose ``columns`` match one of ``keys`` (one query).
+
+        ``condition`` (a polymorphic key's) must hold too; ``limit`` keeps the first N rows per
+        key value.
+        """
         spec = self.catalog.table(table)
         types: list[ColumnType] = [spec.column(c).type for c in columns]
-        where = self.dialect.key_filter_sql(columns, keys.num_rows, types)
-        sql = f"{self.dialect.select_sql(spec)} WHERE {where}"
+        if limit is None:
+            where = self.dialect.key_filter_sql(columns, keys.num_rows, types)
+            if condition:
+                where = f"{where} AND ({condition})"
+            sql = f"{self.dialect.select_sql(spec)} WHERE {where}"
+        else:
+            order = limit.order_by or self.dialect.columns_sql(spec.identity)
+            order += f", {self.dialect.columns_sql(spec.identity)}"  # ties break by key
+            sql = self.dialect.capped_select_sql(
+                spec, columns, keys.num_rows, types, condition, order, limit.limit
+            )
         params = self.dialect.key_params(keys, types)
-        return self._stage(table, sql, params, gen, down, f"reading {table}")
+        return self._stage(table, sql, params, gen, down, f"reading {table}", depth)
 
     def _stage(
-        self, table: TableRef, sql: str, params: Sequence[Any], gen: int, down: bool, what: str
+        self,
+        table: TableRef,
+        sql: str,
+        params: Sequence[Any],
+        gen: int,
+        down: bool,
+        what: str,
+        depth: int = 0,
     ) -> int:
         self.queries += 1
         added = 0
@@ -90,13 +124,17 @@ class _SourceReader:
                 schema = self.staging.arrow_schema(table)
                 try:
                     for batch in self.dialect.stream_arrow(self.conn, sql, params, schema):
-                        added += self.staging.add_arrow(table, batch, gen, down, self.queries)
+                        added += self.staging.add_arrow(
+                            table, batch, gen, down, self.queries, depth
+                        )
                         self._read(table, batch.num_rows)
                     return added
                 except ArrowUnfit:
                     self._arrow[table] = False  # this table reads through rows from now on
             for rows in self.dialect.stream(self.conn, sql, params, self.staging.batch_size):
-                added += self.staging.add_rows(table, rows, gen, down, fetch=self.queries)
+                added += self.staging.add_rows(
+                    table, rows, gen, down, fetch=self.queries, depth=depth
+                )
                 self._read(table, len(rows))
         except SubsetterError:
             raise
@@ -135,6 +173,7 @@ def extract(
     for fk in plan.downstream:
         down_by_parent.setdefault(fk.parent, []).append(fk)
 
+    always = set(plan.always)
     gen = 0
     while True:
         added_tables, down_tables = staging.tables_with_rows(gen)
@@ -145,11 +184,17 @@ def extract(
                 size = dialect.keys_per_query(len(fk.columns))
                 for keys in staging.missing_parent_keys(fk, gen, size):
                     reader.fetch_by_keys(fk.parent, fk.ref_columns, keys, gen + 1, down=False)
-        for ref in down_tables:
+        for ref in dict.fromkeys(down_tables + [t for t in added_tables if t in down_by_parent]):
             for fk in down_by_parent.get(ref, []):
+                if ref not in down_tables and fk not in always:
+                    continue
                 size = dialect.keys_per_query(len(fk.columns))
-                for keys in staging.keys_pulling_children(fk, gen, size):
-                    reader.fetch_by_keys(fk.child, fk.columns, keys, gen + 1, down=True)
+                pulling = staging.keys_pulling_children(fk, gen, size, fk in always, plan.max_depth)
+                for depth, keys in pulling:
+                    reader.fetch_by_keys(
+                        fk.child, fk.columns, keys, gen + 1, down=True, depth=depth + 1,
+                        condition=fk.condition, limit=plan.limits.get(fk),
+                    )  # fmt: skip
         gen += 1
         reporter.event(f"closure round {gen} done")
     stats.rounds = gen

@@ -99,7 +99,14 @@ def type_notes(tables: dict[TableRef, TargetTable]) -> list[str]:
 def fk_checks(plan: Plan, tables: dict[TableRef, TargetTable]) -> list[FkCheck]:
     """The foreign keys (declared and virtual) between planned tables, named as on the target."""
     return [
-        FkCheck(str(fk), tables[fk.child].ref, fk.columns, tables[fk.parent].ref, fk.ref_columns)
+        FkCheck(
+            str(fk),
+            tables[fk.child].ref,
+            fk.columns,
+            tables[fk.parent].ref,
+            fk.ref_columns,
+            fk.condition,
+        )
         for fk in plan.upstream
         if fk.child in tables and fk.parent in tables
     ]

@@ -1,9 +1,10 @@
 """The DuckDB staging store: every subset row passes through here between source and target.
 
 One staging table per source table, with positional columns ``c0..cN`` typed from the catalog,
-plus two bookkeeping columns: ``_gen``, the closure round that added the row (its parents are
-fetched in the next round), and ``_dgen``, the round in which the row started pulling its
-children (NULL for rows that are in only as somebody's parent). Set operations ("keys not yet
+plus bookkeeping columns: ``_gen``, the closure round that added the row (its parents are
+fetched in the next round), ``_dgen``, the round in which the row started pulling its
+children (NULL for rows that are in only as somebody's parent), and ``_depth``, the downward
+steps from a seed row (for ``max_depth``). Set operations ("keys not yet
 staged") run in DuckDB, so no Python loop ever walks the subset row by row to decide anything.
 """
 
@@ -135,7 +136,8 @@ class Staging:
             ]
         cols = ", ".join(f"c{i} {s.sql_type}" for i, s in enumerate(staged))
         self.conn.execute(
-            f"CREATE TABLE {name} ({cols}, _gen INTEGER, _dgen INTEGER, _fetch INTEGER)"
+            f"CREATE TABLE {name} ({cols}, _gen INTEGER, _dgen INTEGER, _fetch INTEGER, "
+            "_depth INTEGER)"
         )
         self.conn.execute(
             "CREATE TABLE IF NOT EXISTS _tables (name VARCHAR, schema_name VARCHAR, "
@@ -153,8 +155,12 @@ class Staging:
         prefix = f"{alias}." if alias else ""
         return [f"{prefix}c{names.index(c)}" for c in columns]
 
-    def add_rows(self, ref: TableRef, rows: list[Row], gen: int, down: bool, fetch: int = 0) -> int:
+    def add_rows(
+        self, ref: TableRef, rows: list[Row], gen: int, down: bool, fetch: int = 0, depth: int = 0
+    ) -> int:
         """Stage rows not staged yet; with ``down``, mark staged ones as pulling children too.
+
+        ``depth`` is the downward steps from a seed of rows that pull children.
 
         ``fetch`` numbers the source query the rows come from. For a table without any key,
         identical rows cannot be told apart; but a query that returns one of them returns all
@@ -164,7 +170,7 @@ class Staging:
         if not rows:
             return 0
         _, table, staged = self._tables[ref]
-        return self.add_arrow(ref, self._to_arrow(table, staged, rows), gen, down, fetch)
+        return self.add_arrow(ref, self._to_arrow(table, staged, rows), gen, down, fetch, depth)
 
     def arrow_schema(self, ref: TableRef) -> pa.Schema:
         """The Arrow schema ``add_arrow`` takes for ``ref``: columns ``c0..cN``, staged types."""
@@ -172,7 +178,13 @@ class Staging:
         return pa.schema([(f"c{i}", s.arrow_type) for i, s in enumerate(staged)])
 
     def add_arrow(
-        self, ref: TableRef, batch: pa.Table | pa.RecordBatch, gen: int, down: bool, fetch: int = 0
+        self,
+        ref: TableRef,
+        batch: pa.Table | pa.RecordBatch,
+        gen: int,
+        down: bool,
+        fetch: int = 0,
+        depth: int = 0,
     ) -> int:
         """``add_rows`` for rows already in Arrow form (``arrow_schema``): no Python per row."""
         if not batch.num_rows:
@@ -183,18 +195,19 @@ class Staging:
         keys = self._cols(ref, table.identity)
         match = " AND ".join(f"s.{k} IS NOT DISTINCT FROM b.{k}" for k in keys)
         all_cols = ", ".join(f"b.c{i}" for i in range(len(staged)))
-        dgen = str(gen) if down else "NULL"
+        dgen, ddepth = (str(gen), str(int(depth))) if down else ("NULL", "NULL")
         if table.has_key:
             select, seen = f"SELECT DISTINCT ON ({', '.join('b.' + k for k in keys)})", match
         else:
             select, seen = "SELECT", f"{match} AND s._fetch <> {fetch}"
         inserted = self.conn.execute(
-            f"INSERT INTO {name} {select} {all_cols}, {gen}, {dgen}, {fetch} FROM batch b "
-            f"WHERE NOT EXISTS (SELECT 1 FROM {name} s WHERE {seen})"
+            f"INSERT INTO {name} {select} {all_cols}, {gen}, {dgen}, {fetch}, {ddepth} "
+            f"FROM batch b WHERE NOT EXISTS (SELECT 1 FROM {name} s WHERE {seen})"
         ).fetchone()
         if down:
             self.conn.execute(
-                f"UPDATE {name} s SET _dgen = {gen} FROM batch b WHERE s._dgen IS NULL AND {match}"
+                f"UPDATE {name} s SET _dgen = {gen}, _depth = {ddepth} FROM batch b "
+                f"WHERE s._dgen IS NULL AND {match}"
             )
         return int(inserted[0]) if inserted else 0
 
@@ -230,9 +243,27 @@ class Staging:
         down = [refs[i] for i, _, d in sorted(flags) if d]
         return added, down
 
+    def _rows_of(self, ref: TableRef, condition: str | None) -> str:
+        """A FROM item: the staging table, or its rows matching ``condition`` (source SQL).
+
+        A polymorphic key's condition names the source's columns, so it runs on a projection
+        that gives the positional columns their source names as well.
+        """
+        name, table, _ = self._tables[ref]
+        if condition is None:
+            return name
+        named = ", ".join(
+            f'c{i} AS "{c.replace(chr(34), chr(34) * 2)}"' for i, c in enumerate(table.column_names)
+        )
+        cols = ", ".join(f"c{i}" for i in range(len(table.columns)))
+        return (
+            f"(SELECT {cols}, _gen, _dgen, _depth, _rowid FROM (SELECT *, rowid AS _rowid, "
+            f"{named} FROM {name}) WHERE ({condition}))"
+        )
+
     def missing_parent_keys(self, fk: ForeignKey, gen: int, size: int) -> Iterator[pa.RecordBatch]:
         """Distinct non-null key values of rows added in ``gen`` whose parent is not staged yet."""
-        child, parent = self._tables[fk.child][0], self._tables[fk.parent][0]
+        child, parent = self._rows_of(fk.child, fk.condition), self._tables[fk.parent][0]
         fk_cols = self._cols(fk.child, fk.columns)
         ref_cols = self._cols(fk.parent, fk.ref_columns)
         not_null = " AND ".join(f"{c} IS NOT NULL" for c in fk_cols)
@@ -243,17 +274,36 @@ class Staging:
         yield from self._arrow_batches(sql, size)
 
     def keys_pulling_children(
-        self, fk: ForeignKey, gen: int, size: int
-    ) -> Iterator[pa.RecordBatch]:
-        """Distinct referenced keys of parent rows that started pulling children in ``gen``."""
+        self,
+        fk: ForeignKey,
+        gen: int,
+        size: int,
+        always: bool = False,
+        max_depth: int | None = None,
+    ) -> Iterator[tuple[int, pa.RecordBatch]]:
+        """Distinct referenced keys of parent rows that pull children through ``fk`` now.
+
+        Those are rows that started pulling children in ``gen``; with ``always``, also rows
+        added in ``gen`` as parents only (depth 0). Yields ``(depth, keys)``: the children are
+        one step deeper. Rows ``max_depth`` steps down pull nothing.
+        """
         parent = self._tables[fk.parent][0]
         ref_cols = self._cols(fk.parent, fk.ref_columns)
         not_null = " AND ".join(f"{c} IS NOT NULL" for c in ref_cols)
-        sql = (
-            f"SELECT DISTINCT {', '.join(ref_cols)} FROM {parent} "
-            f"WHERE _dgen = {gen} AND {not_null}"
-        )
-        yield from self._arrow_batches(sql, size)
+        pulls = f"(_dgen = {gen}" + (f" OR (_gen = {gen} AND _dgen IS NULL))" if always else ")")
+        depth = "COALESCE(_depth, 0)"
+        if max_depth is not None:
+            pulls += f" AND {depth} < {int(max_depth)}"
+        depths = self.conn.execute(
+            f"SELECT DISTINCT {depth} FROM {parent} WHERE {pulls} ORDER BY 1"
+        ).fetchall()
+        for (level,) in depths:
+            sql = (
+                f"SELECT DISTINCT {', '.join(ref_cols)} FROM {parent} "
+                f"WHERE {pulls} AND {depth} = {int(level)} AND {not_null}"
+            )
+            for keys in self._arrow_batches(sql, size):
+                yield int(level), keys
 
     def _arrow_batches(self, sql: str, size: int) -> Iterator[pa.RecordBatch]:
         """The query's rows in batches of ``size`` rows (the last one smaller), streamed.
@@ -291,7 +341,7 @@ class Staging:
 
     def unresolved(self, fk: ForeignKey) -> int:
         """Staged child rows whose non-null key finds no staged parent."""
-        child = self._tables[fk.child][0]
+        child = self._rows_of(fk.child, fk.condition)
         sql = f"SELECT count(*) FROM {child} c WHERE {self._no_parent_sql(fk, 'c')}"
         return int(self._one(sql)[0])
 
@@ -302,7 +352,13 @@ class Staging:
         name = self._tables[ref][0]
         sets = ", ".join(f"{c} = NULL" for c in self._cols(ref, columns))
         where = ""
-        if only_unresolved is not None:
+        if only_unresolved is not None and only_unresolved.condition is not None:
+            rows = self._rows_of(ref, only_unresolved.condition)
+            where = (
+                f" WHERE rowid IN (SELECT _rowid FROM {rows} c "
+                f"WHERE {self._no_parent_sql(only_unresolved, 'c')})"
+            )
+        elif only_unresolved is not None:
             where = f" WHERE {self._no_parent_sql(only_unresolved, name)}"
         self.conn.execute(f"UPDATE {name} SET {sets}{where}")
 

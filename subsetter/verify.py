@@ -19,6 +19,8 @@ class FkCheck:
     columns: tuple[str, ...]
     parent: TableRef
     ref_columns: tuple[str, ...]
+    condition: str | None = None
+    """Only child rows matching this SQL reference the parent (polymorphic keys)."""
 
 
 @dataclass
@@ -50,6 +52,8 @@ def orphan_count_sql(dialect: Dialect, check: FkCheck) -> str:
         f"p.{dialect.quote(r)} = c.{dialect.quote(col)}"
         for col, r in zip(check.columns, check.ref_columns, strict=True)
     )
+    if check.condition:
+        not_null += f" AND ({check.condition})"
     return (
         f"SELECT COUNT(*) FROM {dialect.table_sql(check.child)} c WHERE {not_null} "
         f"AND NOT EXISTS (SELECT 1 FROM {dialect.table_sql(check.parent)} p WHERE {match})"

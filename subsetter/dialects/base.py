@@ -215,6 +215,32 @@ class Dialect:
     def limit_sql(self, limit: int) -> str:
         return f"LIMIT {int(limit)}"
 
+    def capped_select_sql(
+        self,
+        table: Table,
+        columns: Sequence[str],
+        count: int,
+        types: Sequence[ColumnType],
+        condition: str | None,
+        order_by: str,
+        limit: int,
+    ) -> str:
+        """Rows whose ``columns`` hold one of ``count`` keys, at most ``limit`` per key value.
+
+        Takes the same parameters as ``key_filter_sql``. A window function ranks only the rows
+        of this batch of keys, so the cost follows those rows, not the whole table.
+        """
+        where = self.key_filter_sql(columns, count, types)
+        if condition:
+            where += f" AND ({condition})"
+        selected = ", ".join(self.read_sql(c) for c in table.columns)
+        return (
+            f"SELECT {selected} FROM (SELECT t.*, ROW_NUMBER() OVER (PARTITION BY "
+            f"{self.columns_sql(columns)} ORDER BY {order_by}) AS subsetter_rank "
+            f"FROM {self.table_sql(table.ref)} t WHERE {where}) ranked "
+            f"WHERE subsetter_rank <= {int(limit)}"
+        )
+
     # ------------------------------------------------------------------ reading
 
     def stream(self, conn: Any, sql: str, params: Sequence[Any], size: int) -> Iterator[list[Row]]:

@@ -13,7 +13,7 @@ import psycopg
 import sqlalchemy as sa
 from psycopg import sql as pgsql
 
-from subsetter.catalog import Catalog, Column, ColumnType, ForeignKey, TableRef
+from subsetter.catalog import Catalog, Column, ColumnType, ForeignKey, Table, TableRef
 from subsetter.dialects.base import ArrowUnfit, Converter, Row, TableStats, TypeChoice
 from subsetter.dialects.sqla import SQLAlchemyReflection, compiled, generic_type
 from subsetter.errors import ConnectionFailed
@@ -213,6 +213,34 @@ class PostgresDialect(SQLAlchemyReflection):
             _array_literal(column) if t.kind in _LITERAL_KINDS else column.to_pylist()
             for column, t in zip(keys.columns, types, strict=True)
         ]
+
+    def capped_select_sql(
+        self,
+        table: Table,
+        columns: Sequence[str],
+        count: int,
+        types: Sequence[ColumnType],
+        condition: str | None,
+        order_by: str,
+        limit: int,
+    ) -> str:
+        # LATERAL runs one LIMIT query per key, which an index on (key, order) answers by
+        # reading only the rows kept: 0.04 ms instead of 56 ms for a window over 100,000
+        # children of one parent (bench/fanout_limit.py).
+        casts = [f"::{self._array_type(t)}" for t in types] if types else [""] * len(columns)
+        names = [f"subsetter_k{i}" for i in range(len(columns))]
+        arrays = ", ".join(f"%s{c}" for c in casts)
+        match = " AND ".join(
+            f"t.{self.quote(c)} = k.{n}" for c, n in zip(columns, names, strict=True)
+        )
+        if condition:
+            match += f" AND ({condition})"
+        selected = ", ".join(self.read_sql(c) for c in table.columns)
+        return (
+            f"SELECT c.* FROM unnest({arrays}) AS k({', '.join(names)}) CROSS JOIN LATERAL "
+            f"(SELECT {selected} FROM {self.table_sql(table.ref)} t WHERE {match} "
+            f"ORDER BY {order_by} LIMIT {int(limit)}) c"
+        )
 
     def keys_per_query(self, width: int) -> int:
         return self.max_keys_per_query
