@@ -59,11 +59,11 @@ def cycles_metadata(deferrable: bool) -> sa.MetaData:
     label = sa.Column("label", sa.String(30), nullable=False)
     for name, parent in (("dfr_a", "dfr_b"), ("dfr_b", "dfr_c"), ("dfr_c", "dfr_a")):
         column = f"{parent[-1]}_id"
-        sa.Table(name, md, pk(), key(f"{parent}.id", column, **later), label.copy())
-    sa.Table("team", md, pk(), key("person.id", "lead_id", nullable=True), label.copy())
-    sa.Table("person", md, pk(), key("team.id", "team_id"), label.copy())
-    sa.Table("hard_a", md, pk(), key("hard_b.id", "b_id"), label.copy())
-    sa.Table("hard_b", md, pk(), key("hard_a.id", "a_id"), label.copy())
+        sa.Table(name, md, pk(), key(f"{parent}.id", column, **later), label._copy())
+    sa.Table("team", md, pk(), key("person.id", "lead_id", nullable=True), label._copy())
+    sa.Table("person", md, pk(), key("team.id", "team_id"), label._copy())
+    sa.Table("hard_a", md, pk(), key("hard_b.id", "b_id"), label._copy())
+    sa.Table("hard_b", md, pk(), key("hard_a.id", "a_id"), label._copy())
     sa.Table(
         "badge",
         md,
@@ -81,7 +81,7 @@ def cycles_metadata(deferrable: bool) -> sa.MetaData:
             sa.ForeignKey("badge.code", use_alter=True),
             nullable=False,
         ),
-        label.copy(),
+        label._copy(),
     )
     sa.Table("post", md, pk(), sa.Column("title", sa.String(40), nullable=False))
     sa.Table("photo", md, pk(), sa.Column("url", sa.String(60), nullable=False))

@@ -32,12 +32,13 @@ from subsetter.pipeline import (
     RunResult,
     failure_report,
     plan,
+    plan_for_target,
     plan_subset,
     run,
     type_mapping,
     verify,
 )
-from subsetter.plan import Plan, build_plan
+from subsetter.plan import CycleLoad, LoadPlan, Plan, RelationDecision, build_plan, plan_load
 from subsetter.verify import VerifyResult
 
 __version__ = "0.1.0"
@@ -50,13 +51,16 @@ __all__ = [
     "Config",
     "ConfigError",
     "ConnectionFailed",
+    "CycleLoad",
     "Estimates",
     "ForeignKey",
     "IntegrityError",
     "LoadError",
+    "LoadPlan",
     "Plan",
     "PlanError",
     "PlanResult",
+    "RelationDecision",
     "RunOptions",
     "RunResult",
     "SourceError",
@@ -73,6 +77,8 @@ __all__ = [
     "load_config",
     "parse_config",
     "plan",
+    "plan_for_target",
+    "plan_load",
     "plan_subset",
     "run",
     "type_mapping",

@@ -189,6 +189,19 @@ def _load(config: Path) -> subsetter.Config:
     return subsetter.load_config(config)
 
 
+class LoadModeOpt(Enum):
+    create = "create"
+    replace = "replace"
+    truncate = "truncate"
+    append = "append"
+
+
+class OnConflictOpt(Enum):
+    error = "error"
+    skip = "skip"
+    update = "update"
+
+
 @app.command()
 def run(
     config: ConfigArg,
@@ -197,6 +210,17 @@ def run(
     replace: Annotated[
         bool, typer.Option("--replace", help="Drop and recreate the subset's tables.")
     ] = False,
+    mode: Annotated[
+        LoadModeOpt | None,
+        typer.Option(
+            "--mode",
+            help="create | replace | truncate | append (overrides the target's mode).",
+        ),
+    ] = None,
+    on_conflict: Annotated[
+        OnConflictOpt | None,
+        typer.Option("--on-conflict", help="append only: error | skip | update."),
+    ] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Plan only; move nothing.")] = False,
     report: Annotated[
         Path | None, typer.Option("--report", help="Write a JSON report of the run here.")
@@ -222,6 +246,8 @@ def run(
         target=target,
         target_url=_from_cwd(target_url),
         replace=replace,
+        mode=mode.value if mode else None,
+        on_conflict=on_conflict.value if on_conflict else None,
         dry_run=dry_run,
         keep_staging=str(keep_staging) if keep_staging else None,
         batch_size=batch_size,

@@ -1,9 +1,14 @@
 """Stage 5: staging -> target. Create tables, bulk-load rows, then add keys and indexes.
 
-Like pg_restore, rows go in before primary keys, unique keys, foreign keys and indexes (where
-the engine can add them afterwards), so load order never matters and cycles need no special
-case. Where DDL is transactional the whole load is one transaction; elsewhere the tables this
-run created are dropped again on failure, so a failed run leaves no half-loaded table.
+Modes ``create`` and ``replace``: like pg_restore, rows go in before primary keys, unique keys,
+foreign keys and indexes (where the engine can add them afterwards), so load order never
+matters and cycles need no special case. Where DDL is transactional the whole load is one
+transaction; elsewhere the tables this run created are dropped again on failure, so a failed run
+leaves no half-loaded table.
+
+Modes ``truncate`` and ``append`` load into tables that exist with their keys in place: rows go
+in the plan's ``LoadPlan.order`` (parents first), each cycle by its strategy (deferred keys,
+NULL then UPDATE, checks off), all in one transaction on every engine (no DDL happens).
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from subsetter.catalog import Catalog, Column, ForeignKey, Table, TableRef
 from subsetter.dialects import Dialect, TypeChoice
 from subsetter.dialects.base import InlineForeignKey
 from subsetter.errors import IntegrityError, LoadError, SubsetterError, TargetError
-from subsetter.plan import Plan
+from subsetter.plan import LoadPlan, Plan
 from subsetter.reporting import Reporter
 from subsetter.staging import Staging
 from subsetter.verify import FkCheck, VerifyResult, verify_target
@@ -126,6 +131,58 @@ def check_target_free(
     return existing
 
 
+def existing_schema(
+    plan: Plan, tables: dict[TableRef, TargetTable], target: Catalog, dialect: Dialect
+) -> tuple[list[ForeignKey], dict[TableRef, Table]]:
+    """The target's own tables and keys for the subset's tables, named as in the source.
+
+    Fails, naming the table or column, when the target lacks a table or a source column, or
+    has a NOT NULL column without a default that the source cannot fill (schema drift).
+    """
+    by_target: dict[TableRef, TableRef] = {}
+    found: dict[TableRef, Table] = {}
+    default = target.default_schema
+    for ref in plan.tables:
+        name = tables[ref].ref
+        there = target.tables.get(TableRef(name.schema or default, name.name))
+        if there is None:
+            raise TargetError(
+                f"the target {dialect.describe()} has no table {name}; truncate and append load "
+                "into existing tables (create them with your migrations), or use mode create"
+            )
+        columns = set(there.column_names)
+        for column in tables[ref].source.columns:
+            if column.name not in columns:
+                raise TargetError(
+                    f"the target's table {name} has no column {column.name}, which the source's "
+                    f"{ref} has; add it to the target (a migration) or exclude the table"
+                )
+        source_columns = set(tables[ref].source.column_names)
+        for column in there.columns:
+            if column.name in source_columns or column.nullable:
+                continue
+            if column.default is None and not column.autoincrement:
+                raise TargetError(
+                    f"the target's table {name} has a NOT NULL column {column.name} without a "
+                    f"default, and the source's {ref} has no such column to fill it"
+                )
+        by_target[there.ref] = ref
+        found[ref] = there
+    fks = [
+        ForeignKey(
+            by_target[fk.child],
+            fk.columns,
+            by_target[fk.parent],
+            fk.ref_columns,
+            fk.name,
+            deferrable=fk.deferrable,
+        )
+        for fk in target.foreign_keys
+        if fk.child in by_target and fk.parent in by_target
+    ]
+    return fks, found
+
+
 def load(
     plan: Plan,
     tables: dict[TableRef, TargetTable],
@@ -138,6 +195,8 @@ def load(
     source_dialect: str,
 ) -> tuple[LoadStats, VerifyResult]:
     """Load every planned table, add constraints, verify, and commit (or undo everything)."""
+    if plan.load is not None and plan.load.mode in ("truncate", "append"):
+        return _load_existing(plan, plan.load, tables, staging, dialect, conn, reporter)
     stats = LoadStats()
     created: list[TableRef] = []
     loading: TableRef | None = None  # named in the error when rows of one table are refused
@@ -169,6 +228,103 @@ def load(
         raise LoadError(
             f"loading{table} into {dialect.describe()} failed: {dialect.wrap_error(exc)}"
         ) from None
+
+
+def _load_existing(
+    plan: Plan,
+    how: LoadPlan,
+    tables: dict[TableRef, TargetTable],
+    staging: Staging,
+    dialect: Dialect,
+    conn: Any,
+    reporter: Reporter,
+) -> tuple[LoadStats, VerifyResult]:
+    """Truncate/append into existing tables, in one transaction; verify before committing."""
+    stats = LoadStats()
+    nulled: dict[TableRef, list[ForeignKey]] = {}
+    for cycle in how.cycles:
+        for fk in cycle.nulled:
+            nulled.setdefault(fk.child, []).append(fk)
+    loading: TableRef | None = None
+    try:
+        dialect.begin_existing_load(conn)
+        if any(c.strategy == "checks_disabled" for c in how.cycles):
+            dialect.disable_fk_checks(conn)
+        if any(c.deferred for c in how.cycles):
+            dialect.defer_constraints(conn)
+        if how.mode == "truncate":
+            if not dialect.truncates_together:
+                # Row-by-row deletes inside a cycle need its nullable edge cut first.
+                for ref, fks in nulled.items():
+                    cols = [c for fk in fks for c in fk.columns]
+                    sets = ", ".join(f"{dialect.quote(c)} = NULL" for c in dict.fromkeys(cols))
+                    dialect.execute(conn, f"UPDATE {dialect.table_sql(tables[ref].ref)} SET {sets}")
+            dialect.empty_tables(conn, [tables[r].ref for r in reversed(how.order)])
+        for ref in how.order:
+            loading = tables[ref].ref
+            started = time.perf_counter()
+            blank = [c for fk in nulled.get(ref, []) for c in fk.columns]
+            stats.rows[ref] = _copy_rows(
+                ref, tables[ref], staging, dialect, conn, reporter,
+                blank, how.on_conflict, how.keys[ref],
+            )  # fmt: skip
+            stats.seconds[ref] = time.perf_counter() - started
+            reporter.table_loaded(str(tables[ref].ref), stats.rows[ref], stats.seconds[ref])
+        for ref, fks in nulled.items():
+            loading = tables[ref].ref
+            _set_nulled(ref, tables[ref], staging, dialect, conn, fks, how.keys[ref])
+        loading = None
+        for ref in how.order:
+            for column in tables[ref].source.columns:
+                if column.autoincrement and column.type.kind == "integer":
+                    dialect.reset_autoincrement(conn, tables[ref].ref, column.name)
+        checks = fk_checks(plan, tables)
+        known = {(c.child, c.columns, c.parent) for c in checks}
+        for fk in how.foreign_keys:
+            check = FkCheck(
+                str(fk), tables[fk.child].ref, fk.columns, tables[fk.parent].ref, fk.ref_columns
+            )
+            if (check.child, check.columns, check.parent) not in known:
+                checks.append(check)
+        result = verify_target(dialect, conn, checks)
+        if not result.ok:
+            raise IntegrityError(result.describe() + "; nothing was loaded")
+        conn.commit()
+        return stats, result
+    except BaseException as exc:
+        with contextlib.suppress(Exception):
+            conn.rollback()
+        if isinstance(exc, SubsetterError) or not dialect.is_driver_error(exc):
+            raise
+        table = f" table {loading}" if loading else ""
+        raise LoadError(
+            f"loading{table} into {dialect.describe()} (mode {how.mode}) failed: "
+            f"{dialect.wrap_error(exc)}; nothing was changed"
+        ) from None
+
+
+def _set_nulled(
+    ref: TableRef,
+    target: TargetTable,
+    staging: Staging,
+    dialect: Dialect,
+    conn: Any,
+    fks: list[ForeignKey],
+    key: tuple[str, ...],
+) -> None:
+    """UPDATE the keys written as NULL to their real values, now that every row is in."""
+    names = target.source.column_names
+    converters = _converters(target, dialect)
+    columns = list(dict.fromkeys(c for fk in fks for c in fk.columns))
+    picks = [names.index(c) for c in (*key, *columns)]
+    for rows in staging.read(ref):
+        values = [
+            tuple(_convert(row[i], converters[i]) for i in picks)
+            for row in rows
+            if any(row[names.index(c)] is not None for c in columns)
+        ]
+        if values:
+            dialect.update_rows(conn, target.ref, key, columns, values)
 
 
 def _undo(dialect: Dialect, conn: Any, created: list[TableRef]) -> None:
@@ -229,6 +385,17 @@ def _declared_fks(
     ]
 
 
+def _converters(target: TargetTable, dialect: Dialect) -> list[Callable[[Any], Any] | None]:
+    return [
+        dialect.target_converter(c.type, choice)
+        for c, choice in zip(target.source.columns, target.types, strict=True)
+    ]
+
+
+def _convert(value: Any, converter: Callable[[Any], Any] | None) -> Any:
+    return value if converter is None or value is None else converter(value)
+
+
 def _copy_rows(
     ref: TableRef,
     target: TargetTable,
@@ -236,29 +403,35 @@ def _copy_rows(
     dialect: Dialect,
     conn: Any,
     reporter: Reporter,
+    blank: Sequence[str] = (),
+    on_conflict: str = "error",
+    key: Sequence[str] = (),
 ) -> int:
-    converters: list[Callable[[Any], Any] | None] = [
-        dialect.target_converter(c.type, choice)
-        for c, choice in zip(target.source.columns, target.types, strict=True)
-    ]
+    """Copy a table's staged rows; ``blank`` columns go in as NULL (set later by UPDATE)."""
+    converters = _converters(target, dialect)
     columns = target.source.column_names
     expected = staging.count(ref)
     name = str(target.ref)
     reporter.progress(name, 0, expected)
-    if dialect.arrow_fits([c.type for c in target.source.columns], converters):
+    plain = not blank and on_conflict == "error"
+    if plain and dialect.arrow_fits([c.type for c in target.source.columns], converters):
         batches = _counted(staging.read_arrow(ref), name, expected, reporter)
         return dialect.load_arrow(conn, target.ref, columns, batches)
+    blanked = {columns.index(c) for c in blank}
     total = 0
     for rows in staging.read(ref):
-        if any(converters):
+        if any(converters) or blanked:
             rows = [
                 tuple(
-                    v if conv is None or v is None else conv(v)
-                    for v, conv in zip(row, converters, strict=True)
+                    None if i in blanked else _convert(v, conv)
+                    for i, (v, conv) in enumerate(zip(row, converters, strict=True))
                 )
                 for row in rows
             ]
-        dialect.insert_rows(conn, target.ref, columns, rows)
+        if on_conflict == "error":
+            dialect.insert_rows(conn, target.ref, columns, rows)
+        else:
+            dialect.insert_rows_on_conflict(conn, target.ref, columns, key, rows, on_conflict)
         total += len(rows)
         reporter.progress(name, total, expected)
     return total

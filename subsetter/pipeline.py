@@ -15,17 +15,25 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from subsetter.budget import budget_warnings, check_budget
-from subsetter.catalog import Catalog
-from subsetter.config import Config
+from subsetter.catalog import Catalog, TableRef
+from subsetter.config import Config, LoadMode, OnConflict
 from subsetter.dialects import Dialect, dialect_for
 from subsetter.errors import ConfigError, SubsetterError, TargetError
 from subsetter.estimate import Estimates, row_bytes
 from subsetter.estimate import estimate as estimate_sizes
 from subsetter.extract import extract
-from subsetter.load import check_target_free, fk_checks, load, map_tables, type_notes
-from subsetter.plan import Plan, build_plan
+from subsetter.load import (
+    TargetTable,
+    check_target_free,
+    existing_schema,
+    fk_checks,
+    load,
+    map_tables,
+    type_notes,
+)
+from subsetter.plan import Plan, build_plan, plan_load
 from subsetter.reflect import reflect_source
-from subsetter.render import CYCLE_LOADING, plan_document, render_plan
+from subsetter.render import cycle_entries, load_entry, plan_document, render_plan
 from subsetter.reporting import NullReporter, Reporter
 from subsetter.staging import Staging
 from subsetter.verify import VerifyResult, verify_target
@@ -40,6 +48,13 @@ class RunOptions:
     target_url: str | None = None
     """A URL that overrides ``target``."""
     replace: bool = False
+    """The same as ``mode="replace"`` (the ``--replace`` flag)."""
+    mode: LoadMode | None = None
+    """Overrides the target's ``mode`` in the config (default there: create)."""
+    on_conflict: OnConflict | None = None
+    """Overrides the target's ``on_conflict`` (append only)."""
+    allow_disabling_fk_checks: bool | None = None
+    """Overrides the target's ``allow_disabling_fk_checks``."""
     dry_run: bool = False
     keep_staging: str | None = None
     batch_size: int = 10_000
@@ -102,13 +117,12 @@ class RunResult:
             "stages": {k: round(v, 4) for k, v in self.seconds.items()},
             "closure_rounds": self.rounds,
             "source_queries": self.queries,
-            "cycles": [
-                {"tables": [str(t) for t in c], "loading": CYCLE_LOADING} for c in self.plan.cycles
-            ],
+            "cycles": cycle_entries(self.plan),
             "relations": [
                 {"relation": str(r.fk), "follow": r.follow, "reason": r.reason}
                 for r in sorted(self.plan.relations, key=lambda r: str(r.fk))
             ],
+            "load": None if self.plan.load is None else load_entry(self.plan),
             "verification": None
             if self.verification is None
             else {
@@ -146,6 +160,70 @@ def _version() -> str:
 
 def _now() -> str:
     return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+
+
+@dataclass(frozen=True)
+class TargetPolicy:
+    """How a run treats its target: mode, on_conflict, and whether checks may be turned off."""
+
+    mode: LoadMode
+    on_conflict: OnConflict
+    allow_disabling_fk_checks: bool
+
+    @property
+    def existing(self) -> bool:
+        """Whether the run loads into tables that exist already (truncate, append)."""
+        return self.mode in ("truncate", "append")
+
+
+def target_policy(config: Config, options: RunOptions) -> TargetPolicy:
+    """The target's mode and conflict handling: options first, then the config's target."""
+    named = config.targets.get(options.target) if options.target else None
+    if options.replace and options.mode not in (None, "replace"):
+        raise ConfigError(f"--replace and --mode {options.mode} contradict each other; pick one")
+    mode: LoadMode = (
+        options.mode
+        or ("replace" if options.replace else None)
+        or (named.mode if named else "create")
+    )
+    on_conflict: OnConflict = options.on_conflict or (named.on_conflict if named else "error")
+    if on_conflict != "error" and mode != "append":
+        raise ConfigError(f"on_conflict {on_conflict} only applies to mode append (mode is {mode})")
+    allow = options.allow_disabling_fk_checks
+    if allow is None:
+        allow = named.allow_disabling_fk_checks if named else False
+    return TargetPolicy(mode, on_conflict, allow)
+
+
+def with_load_plan(
+    plan: Plan,
+    catalog: Catalog,
+    tables: dict[TableRef, TargetTable],
+    tgt: Dialect,
+    policy: TargetPolicy,
+    target_catalog: Catalog | None,
+) -> Plan:
+    """The plan with its LoadPlan: the target's keys decide the order and cycle strategies."""
+    if target_catalog is not None:
+        fks, described = existing_schema(plan, tables, target_catalog, tgt)
+    else:
+        fks = [fk for fk in plan.upstream if not fk.virtual]
+        described = {ref: catalog.table(ref) for ref in plan.tables}
+    how = plan_load(plan, fks, described, tgt, policy.mode, policy.on_conflict,
+                    policy.allow_disabling_fk_checks)  # fmt: skip
+    return replace(plan, load=how)
+
+
+def _reflect_target(tgt: Dialect, policy: TargetPolicy) -> Catalog | None:
+    """The existing target's catalog, for truncate and append (None for the other modes)."""
+    if not policy.existing:
+        return None
+    if not tgt.exists():
+        raise TargetError(
+            f"the target {tgt.describe()} does not exist; mode {policy.mode} loads into "
+            "existing tables (use mode create to make them)"
+        )
+    return tgt.reflect(None)
 
 
 @contextlib.contextmanager
@@ -228,6 +306,7 @@ def plan(config: Config, options: RunOptions | None = None, *, estimate: bool = 
         estimates = replace(estimates, warnings=estimates.warnings + tuple(budget_notes))
     notes = None
     if options is not None and (options.target or options.target_url):
+        made = plan_for_target(config, options, made, catalog)
         notes = type_mapping(config, options, made, catalog)
     return PlanResult(made, catalog, estimates, notes)
 
@@ -235,6 +314,18 @@ def plan(config: Config, options: RunOptions | None = None, *, estimate: bool = 
 def type_mapping(config: Config, options: RunOptions, plan: Plan, catalog: Catalog) -> list[str]:
     """How the target would create each column whose type changes meaning (no connection)."""
     return type_notes(map_tables(plan, catalog, target_dialect(config, options)))
+
+
+def plan_for_target(config: Config, options: RunOptions, plan: Plan, catalog: Catalog) -> Plan:
+    """The plan with how it would load into the chosen target (its order, cycle strategies).
+
+    For truncate and append this reads the target's schema (read only); raises PlanError when a
+    cycle cannot be loaded there.
+    """
+    tgt = target_dialect(config, options)
+    policy = target_policy(config, options)
+    tables = map_tables(plan, catalog, tgt)
+    return with_load_plan(plan, catalog, tables, tgt, policy, _reflect_target(tgt, policy))
 
 
 def refuse_same_database(
@@ -266,6 +357,9 @@ def run(config: Config, options: RunOptions, reporter: Reporter | None = None) -
     seconds: dict[str, float] = {}
     src = source_dialect(config)
     tgt = target_dialect(config, options)
+    policy = target_policy(config, options)
+    # Before the target connection: a DuckDB file takes one connection configuration at a time.
+    target_catalog = _reflect_target(tgt, policy)
     source_conn = src.connect(read_only=True)
     target_conn: Any = None
     staging: Staging | None = None
@@ -281,13 +375,16 @@ def run(config: Config, options: RunOptions, reporter: Reporter | None = None) -
         with _timed(seconds, "plan", reporter):
             plan = build_plan(catalog, config, src)
             tables = map_tables(plan, catalog, tgt)
+            plan = with_load_plan(plan, catalog, tables, tgt, policy, target_catalog)
         result = RunResult(plan, src.describe(), tgt.describe(), dry_run=options.dry_run)
         result.started_at = started_at
         result.config_sha256 = config.sha256
         result.config_path = str(config.path) if config.path else None
         result.type_notes = type_notes(tables)
-        if target_conn is not None:  # fail before extracting; load checks again in its transaction
-            check_target_free(tgt, target_conn, tables, options.replace)
+        replacing = policy.mode == "replace"
+        if target_conn is not None and not policy.existing:
+            # Fail before extracting; load checks again in its transaction.
+            check_target_free(tgt, target_conn, tables, replacing)
         if options.dry_run:
             result.seconds = seconds
             return result
@@ -304,7 +401,7 @@ def run(config: Config, options: RunOptions, reporter: Reporter | None = None) -
         with _timed(seconds, "load", reporter):
             loaded, verification = load(
                 plan, tables, staging, tgt, target_conn, reporter,
-                replace=options.replace, source_dialect=catalog.dialect,
+                replace=replacing, source_dialect=catalog.dialect,
             )  # fmt: skip
         result.rows = {str(tables[ref].ref): n for ref, n in loaded.rows.items()}
         result.table_seconds = {str(tables[ref].ref): s for ref, s in loaded.seconds.items()}

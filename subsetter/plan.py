@@ -9,11 +9,13 @@ why, and any cap on children per parent), the cycles, the load order and the SQL
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import combinations
 from typing import Literal
 
-from subsetter.catalog import Catalog, ForeignKey, TableRef
-from subsetter.config import Config, Relation
+from subsetter.catalog import Catalog, ForeignKey, Table, TableRef
+from subsetter.config import Config, LoadMode, OnConflict, Relation
 from subsetter.dialects import Dialect
 from subsetter.errors import ConfigError, PlanError
 from subsetter.graph import FkGraph
@@ -74,6 +76,46 @@ class RelationDecision:
         return text
 
 
+Strategy = Literal["after_load", "deferred", "null_then_update", "checks_disabled", "unenforced"]
+"""How the rows of one cycle get past the target's foreign keys:
+
+- ``after_load``: the run creates the tables and adds the keys after the rows (create, replace).
+- ``deferred``: the cycle's keys are DEFERRABLE; checked at commit (``SET CONSTRAINTS``).
+- ``null_then_update``: the ``nulled`` keys (nullable) are written as NULL, set by UPDATE after.
+- ``checks_disabled``: the target's checks are off for the load (``allow_disabling_fk_checks``);
+  subsetter's verification checks every key before the commit.
+- ``unenforced``: the target does not check keys while loading (SQLite); verified after.
+"""
+
+
+@dataclass(frozen=True)
+class CycleLoad:
+    """How one cycle (strongly connected component) of the target is loaded, and why."""
+
+    tables: tuple[TableRef, ...]
+    strategy: Strategy
+    reason: str
+    nulled: tuple[ForeignKey, ...] = ()
+    """Keys written as NULL first and set by UPDATE once every row is in."""
+    deferred: tuple[ForeignKey, ...] = ()
+    """Keys checked at commit."""
+
+
+@dataclass(frozen=True)
+class LoadPlan:
+    """How rows go into the target: mode, insertion order, and each cycle's strategy."""
+
+    mode: LoadMode
+    on_conflict: OnConflict
+    order: tuple[TableRef, ...]
+    """Tables in insertion order (parents before children; source names)."""
+    cycles: tuple[CycleLoad, ...] = ()
+    foreign_keys: tuple[ForeignKey, ...] = ()
+    """The target's keys between the subset's tables (source names), verified after loading."""
+    keys: Mapping[TableRef, tuple[str, ...]] = field(default_factory=dict)
+    """Columns telling a target row apart: conflict target and UPDATE key."""
+
+
 @dataclass(frozen=True)
 class Plan:
     """Everything a run needs to know before it touches data."""
@@ -97,6 +139,8 @@ class Plan:
     limits: dict[ForeignKey, ChildLimit] = field(default_factory=dict)
     max_depth: int | None = None
     """Downward steps a row may be from a seed and still pull children through ``downstream``."""
+    load: LoadPlan | None = None
+    """Set once the target is known (``plan_load``)."""
 
     def explain(self) -> str:
         """A human-readable description, stable and sorted so it diffs well in review."""
@@ -331,3 +375,119 @@ def _foreign_keys_into_excluded(
             )
         nulled.append(fk)
     return nulled
+
+
+def plan_load(
+    plan: Plan,
+    foreign_keys: Sequence[ForeignKey],
+    tables: Mapping[TableRef, Table],
+    dialect: Dialect,
+    mode: LoadMode,
+    on_conflict: OnConflict = "error",
+    allow_disabling_fk_checks: bool = False,
+) -> LoadPlan:
+    """Decide the insertion order and each cycle's strategy for loading into ``dialect``.
+
+    ``foreign_keys`` and ``tables`` describe the target as it will be (source table names):
+    for ``create``/``replace`` the source's own declared keys, for ``truncate``/``append`` the
+    keys and columns the existing target tables have. Raises PlanError, before any data moves,
+    when a cycle cannot be loaded.
+    """
+    # A table without any key has no duplicates to detect: its rows are always appended.
+    keys = {ref: tables[ref].identity if tables[ref].has_key else () for ref in plan.tables}
+    if mode in ("create", "replace"):
+        if dialect.constraints_after_load:
+            why = "keys are added after the rows"
+        elif dialect.declares_foreign_keys:
+            why = "keys are declared but not checked while loading; verified after"
+        else:
+            why = "the target declares no foreign keys; verified after"
+        cycles = tuple(CycleLoad(c, "after_load", why) for c in plan.cycles)
+        return LoadPlan(mode, on_conflict, plan.tables, cycles, tuple(foreign_keys), keys)
+    if on_conflict == "update":
+        keyless = [str(r) for r in plan.tables if not tables[r].has_key]
+        if keyless:
+            raise PlanError(
+                f"on_conflict: update needs a primary or unique key to match rows on, and "
+                f"table(s) {', '.join(keyless)} have none in the target; use skip or error"
+            )
+    graph = FkGraph(plan.tables, foreign_keys)
+    loads = [
+        _cycle_load(c, graph, tables, dialect, allow_disabling_fk_checks) for c in graph.cycles()
+    ]
+    kept = [fk for fk in foreign_keys if _still_checked(fk, loads)]
+    order = FkGraph(plan.tables, kept).load_order()
+    return LoadPlan(mode, on_conflict, tuple(order), tuple(loads), tuple(foreign_keys), keys)
+
+
+def _cycle_edges(component: Sequence[TableRef], graph: FkGraph) -> list[ForeignKey]:
+    members = set(component)
+    return [fk for t in component for fk in graph.parents(t) if fk.parent in members]
+
+
+def _still_checked(fk: ForeignKey, loads: Sequence[CycleLoad]) -> bool:
+    """Whether rows must be ordered for ``fk`` (it is checked per statement during the load)."""
+    for load in loads:
+        if fk.child in load.tables:
+            if load.strategy in ("checks_disabled", "unenforced"):
+                return False
+            return fk not in load.nulled and fk not in load.deferred
+    return True
+
+
+def _acyclic(component: Sequence[TableRef], edges: Sequence[ForeignKey]) -> bool:
+    return not FkGraph(component, edges).cycles()
+
+
+def _cycle_load(
+    component: tuple[TableRef, ...],
+    graph: FkGraph,
+    tables: Mapping[TableRef, Table],
+    dialect: Dialect,
+    allow_disabling: bool,
+) -> CycleLoad:
+    """The first strategy that loads this cycle: deferred, NULL then UPDATE, checks off."""
+    edges = _cycle_edges(component, graph)
+    if not dialect.enforces_foreign_keys:
+        why = f"{dialect.label} does not check foreign keys while loading; verified after"
+        return CycleLoad(component, "unenforced", why)
+    deferred = [fk for fk in edges if fk.deferrable] if dialect.supports_deferrable_fks else []
+    rest = [fk for fk in edges if fk not in deferred]
+    if deferred and _acyclic(component, rest):
+        why = f"{len(deferred)} of its {len(edges)} keys are DEFERRABLE: checked at commit"
+        return CycleLoad(component, "deferred", why, deferred=tuple(deferred))
+
+    def can_null(fk: ForeignKey) -> bool:
+        child = tables[fk.child]
+        settable = all(child.column(c).nullable for c in fk.columns)
+        # The UPDATE finds each row by its key, so the row needs one.
+        return settable and child.has_key and set(child.identity) <= set(child.column_names)
+
+    candidates = [fk for fk in rest if can_null(fk)]
+    for size in range(1, len(candidates) + 1):
+        for nulled in combinations(candidates, size):
+            if _acyclic(component, [fk for fk in rest if fk not in nulled]):
+                why = f"{'a' if size == 1 else size} nullable key{'s' if size > 1 else ''}"
+                return CycleLoad(
+                    component,
+                    "null_then_update",
+                    f"{why} of the cycle loaded as NULL, then set",
+                    nulled=nulled,
+                    deferred=tuple(deferred),
+                )
+    if allow_disabling and dialect.can_disable_fk_checks:
+        why = "no nullable or deferrable way in; allow_disabling_fk_checks: true, verified after"
+        return CycleLoad(component, "checks_disabled", why)
+    blocking = "; ".join(str(fk) for fk in rest if fk not in candidates)
+    names = " <-> ".join(map(str, component))
+    hint = (
+        "set allow_disabling_fk_checks: true on the target"
+        if dialect.can_disable_fk_checks
+        else f"{dialect.label} cannot turn its checks off"
+    )
+    raise PlanError(
+        f"cycle {names} cannot be loaded into the existing tables: its foreign keys {blocking} "
+        f"are NOT NULL (or on a table without a key) and not deferrable, so no insertion order "
+        f"satisfies them. Make one of them nullable or DEFERRABLE in the target, load with "
+        f"mode create or replace, or {hint}. Nothing was loaded."
+    )

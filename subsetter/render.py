@@ -67,9 +67,7 @@ def plan_document(
             "max_depth": plan.max_depth,
             "nulled": sorted(str(fk) for fk in plan.nulled),
         },
-        "cycles": [
-            {"tables": [str(t) for t in cycle], "loading": CYCLE_LOADING} for cycle in plan.cycles
-        ],
+        "cycles": cycle_entries(plan),
         "load_order": [str(t) for t in plan.tables],
         "excluded": [str(t) for t in plan.excluded],
         "warnings": list(estimates.warnings) if estimates else [],
@@ -78,7 +76,34 @@ def plan_document(
         doc["estimate"] = {"rows": estimates.total_rows, "bytes": estimates.total_bytes}
     if type_notes is not None:
         doc["type_mapping"] = list(type_notes)
+    if plan.load is not None:
+        doc["load"] = load_entry(plan)
     return doc
+
+
+def load_entry(plan: Plan) -> dict[str, Any]:
+    """The target's load mode, conflict handling and insertion order (plan.load must be set)."""
+    assert plan.load is not None
+    how = plan.load
+    return {"mode": how.mode, "on_conflict": how.on_conflict, "order": [str(t) for t in how.order]}
+
+
+def cycle_entries(plan: Plan) -> list[dict[str, Any]]:
+    """Each cycle and how it is loaded: its strategy once the target is known."""
+    if plan.load is None:
+        return [
+            {"tables": [str(t) for t in cycle], "loading": CYCLE_LOADING} for cycle in plan.cycles
+        ]
+    return [
+        {
+            "tables": [str(t) for t in c.tables],
+            "loading": c.reason,
+            "strategy": c.strategy,
+            "nulled": [str(fk) for fk in c.nulled],
+            "deferred": [str(fk) for fk in c.deferred],
+        }
+        for c in plan.load.cycles
+    ]
 
 
 def _relation(decision: RelationDecision) -> dict[str, Any]:
@@ -139,8 +164,21 @@ def plan_text(doc: dict[str, Any]) -> str:
     if relations["nulled"]:
         lines.append("Written as NULL (the parent table is excluded):")
         lines += [f"  {fk}" for fk in relations["nulled"]]
-    lines.append("Cycles (followed to a fixpoint; constraints are added after loading):")
-    lines += ["  " + " <-> ".join(c["tables"]) for c in doc["cycles"]] or ["  (none)"]
+    if "load" in doc:
+        load = doc["load"]
+        conflict = f", on_conflict {load['on_conflict']}" if load["mode"] == "append" else ""
+        lines.append(f"Load into the target (mode {load['mode']}{conflict}), in this order:")
+        lines.append("  " + ", ".join(load["order"]))
+        lines.append("Cycles (followed to a fixpoint) and how each is loaded:")
+        for c in doc["cycles"]:
+            line = f"  {' <-> '.join(c['tables'])}: {c['strategy']} ({c['loading']})"
+            if c["nulled"]:
+                line += "; NULL, then UPDATE: " + ", ".join(c["nulled"])
+            lines.append(line)
+        lines += [] if doc["cycles"] else ["  (none)"]
+    else:
+        lines.append("Cycles (followed to a fixpoint; constraints are added after loading):")
+        lines += ["  " + " <-> ".join(c["tables"]) for c in doc["cycles"]] or ["  (none)"]
     if doc["excluded"]:
         lines.append("Excluded: " + ", ".join(doc["excluded"]))
     if "estimate" in doc:

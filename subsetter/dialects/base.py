@@ -89,6 +89,14 @@ class Dialect:
     max_params: ClassVar[int] = 30000
     """Bound parameters one statement may carry."""
     quote_char: ClassVar[str] = '"'
+    enforces_foreign_keys: ClassVar[bool] = True
+    """Existing foreign keys are checked while rows go in (else only verification checks)."""
+    supports_deferrable_fks: ClassVar[bool] = False
+    """DEFERRABLE keys can be checked at commit (``defer_constraints``)."""
+    can_disable_fk_checks: ClassVar[bool] = False
+    """Foreign-key checks can be turned off for one load (``disable_fk_checks``)."""
+    truncates_together: ClassVar[bool] = False
+    """``empty_tables`` empties all tables in one statement, whatever keys join them."""
 
     def __init__(self, url: URL) -> None:
         self.url = url
@@ -480,17 +488,83 @@ class Dialect:
             f"INSERT INTO {self.table_sql(target)} ({self.columns_sql(columns)}) "
             f"VALUES ({placeholders})"
         )
-        cur = conn.cursor()
-        try:
-            cur.executemany(sql, rows)
-        finally:
-            cur.close()
+        self.execute_many(conn, sql, rows)
 
     def reset_autoincrement(self, conn: Any, target: TableRef, column: str) -> None:
         """Make new rows get numbers after the highest loaded one."""
 
     def begin_load(self, conn: Any) -> None:
         """Start the target transaction (where DDL is transactional)."""
+
+    # ------------------------------------------------------------------ existing tables
+
+    def begin_existing_load(self, conn: Any) -> None:
+        """Start one transaction for loading into existing tables, their keys checked."""
+        self.begin_load(conn)
+
+    def defer_constraints(self, conn: Any) -> None:
+        """Check DEFERRABLE keys at commit instead of per statement."""
+        raise NotImplementedError
+
+    def disable_fk_checks(self, conn: Any) -> None:
+        """Turn foreign-key checks off until the load's transaction ends."""
+        raise NotImplementedError
+
+    def empty_tables(self, conn: Any, targets: Sequence[TableRef]) -> None:
+        """Delete every row of ``targets`` (children first), inside the load's transaction.
+
+        DELETE, not TRUNCATE: TRUNCATE commits on MySQL and is refused on a table that other
+        tables' keys reference.
+        """
+        for target in targets:
+            self.execute(conn, f"DELETE FROM {self.table_sql(target)}")
+
+    def insert_rows_on_conflict(
+        self,
+        conn: Any,
+        target: TableRef,
+        columns: Sequence[str],
+        key: Sequence[str],
+        rows: list[Row],
+        on_conflict: str,
+    ) -> None:
+        """Insert rows; one whose ``key`` is there already is kept (skip) or overwritten."""
+        placeholders = ", ".join([self.param] * len(columns))
+        action = "DO NOTHING"
+        changed = [c for c in columns if c not in key]
+        if on_conflict == "update" and changed:
+            sets = ", ".join(f"{self.quote(c)} = excluded.{self.quote(c)}" for c in changed)
+            action = f"DO UPDATE SET {sets}"
+        conflict = f"({self.columns_sql(key)}) " if key else ""
+        sql = (
+            f"INSERT INTO {self.table_sql(target)} ({self.columns_sql(columns)}) "
+            f"VALUES ({placeholders}) ON CONFLICT {conflict}{action}"
+        )
+        self.execute_many(conn, sql, rows)
+
+    def update_rows(
+        self,
+        conn: Any,
+        target: TableRef,
+        key: Sequence[str],
+        columns: Sequence[str],
+        rows: list[Row],
+    ) -> None:
+        """Set ``columns`` (now NULL) of the rows found by ``key``; rows hold key values first."""
+        sets = ", ".join(f"{self.quote(c)} = {self.param}" for c in columns)
+        match = " AND ".join(f"{self.quote(c)} = {self.param}" for c in key)
+        unset = " AND ".join(f"{self.quote(c)} IS NULL" for c in columns)
+        sql = f"UPDATE {self.table_sql(target)} SET {sets} WHERE {match} AND {unset}"
+        width = len(key)
+        self.execute_many(conn, sql, [tuple(r[width:]) + tuple(r[:width]) for r in rows])
+
+    def execute_many(self, conn: Any, sql: str, rows: Sequence[Row]) -> None:
+        """Run one statement once per row of parameters."""
+        cur = conn.cursor()
+        try:
+            cur.executemany(sql, rows)
+        finally:
+            cur.close()
 
     def execute(self, conn: Any, sql: str, params: Sequence[Any] = ()) -> list[Row]:
         """Run one statement and return its rows (empty for statements without a result)."""

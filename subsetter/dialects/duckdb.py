@@ -101,6 +101,9 @@ class DuckDBDialect(Dialect):
         result = conn.execute(sql, list(params)) if params else conn.execute(sql)
         return [tuple(r) for r in result.fetchall()] if result.description else []
 
+    def execute_many(self, conn: Any, sql: str, rows: Sequence[Row]) -> None:
+        conn.executemany(sql, [list(r) for r in rows])
+
     def exists(self) -> bool:
         return os.path.exists(self.path)
 

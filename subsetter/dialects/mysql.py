@@ -54,6 +54,7 @@ class MySQLDialect(SQLAlchemyReflection):
     unbounded_string = TypeChoice("VARCHAR(768)", "unbounded string kept as VARCHAR(768)")
     text_type = "LONGTEXT"
     json_type = "JSON"
+    can_disable_fk_checks = True
 
     def lossy_type(self, ctype: ColumnType, source: str) -> TypeChoice:
         if ctype.kind == "enum":
@@ -259,6 +260,42 @@ class MySQLDialect(SQLAlchemyReflection):
         with conn.cursor() as cur:
             cur.execute("SET SESSION foreign_key_checks = 0")
             cur.execute("SET SESSION unique_checks = 0")
+
+    def begin_existing_load(self, conn: Any) -> None:
+        # No DDL happens into existing tables, so the load is one InnoDB transaction: DELETE
+        # and INSERT roll back together (TRUNCATE would commit).
+        with conn.cursor() as cur:
+            cur.execute("SET SESSION foreign_key_checks = 1")
+            cur.execute("SET SESSION unique_checks = 1")
+        conn.begin()
+
+    def disable_fk_checks(self, conn: Any) -> None:
+        with conn.cursor() as cur:
+            cur.execute("SET SESSION foreign_key_checks = 0")
+
+    def insert_rows_on_conflict(
+        self,
+        conn: Any,
+        target: TableRef,
+        columns: Sequence[str],
+        key: Sequence[str],
+        rows: list[Row],
+        on_conflict: str,
+    ) -> None:
+        # ON DUPLICATE KEY, not INSERT IGNORE: IGNORE would also drop rows failing a foreign
+        # key or a NOT NULL, silently. Skipping is an update that changes nothing.
+        changed = [c for c in columns if c not in key] if on_conflict == "update" else []
+        sets = ", ".join(f"{self.quote(c)} = VALUES({self.quote(c)})" for c in changed)
+        if not sets:
+            first = self.quote(columns[0])
+            sets = f"{first} = {first}"
+        placeholders = ", ".join([self.param] * len(columns))
+        self.execute_many(
+            conn,
+            f"INSERT INTO {self.table_sql(target)} ({self.columns_sql(columns)}) "
+            f"VALUES ({placeholders}) ON DUPLICATE KEY UPDATE {sets}",
+            rows,
+        )
 
 
 def _geometry(name: str) -> ColumnType:

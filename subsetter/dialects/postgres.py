@@ -45,6 +45,9 @@ class PostgresDialect(SQLAlchemyReflection):
     max_keys_per_query = 10000
     type_names = _CROSS_ENGINE_TYPES
     json_type = "JSONB"
+    supports_deferrable_fks = True
+    can_disable_fk_checks = True
+    truncates_together = True
 
     def connect(self, *, read_only: bool = False) -> Any:
         u = self.url
@@ -393,6 +396,20 @@ class PostgresDialect(SQLAlchemyReflection):
 
     def begin_load(self, conn: Any) -> None:
         conn.rollback()  # end the read-only checks' transaction; the load is one transaction
+
+    def defer_constraints(self, conn: Any) -> None:
+        conn.execute("SET CONSTRAINTS ALL DEFERRED")
+
+    def disable_fk_checks(self, conn: Any) -> None:
+        # Foreign keys are triggers; "replica" skips them until the transaction ends
+        # (SET LOCAL). Needs a superuser or a role granted the setting.
+        conn.execute("SET LOCAL session_replication_role = replica")
+
+    def empty_tables(self, conn: Any, targets: Sequence[TableRef]) -> None:
+        # One TRUNCATE of every table checks keys only against tables outside the list, so
+        # cycles need no order; it is transactional here, and far faster than DELETE.
+        if targets:
+            conn.execute(f"TRUNCATE {', '.join(self.table_sql(t) for t in targets)}")
 
     def target_converter(self, ctype: ColumnType, choice: TypeChoice) -> Converter | None:
         if choice.sql.endswith("]") and ctype.kind == "array":
