@@ -324,6 +324,88 @@ def plan(
     out.print(made.render(fmt.value), markup=False)
 
 
+class GraphFormat(str, Enum):
+    """Output formats of ``subset graph``."""
+
+    mermaid = "mermaid"
+    dot = "dot"
+
+
+@app.command()
+def graph(
+    config: ConfigArg,
+    fmt: Annotated[
+        GraphFormat,
+        typer.Option("--format", "-f", help="mermaid (Markdown, GitHub) or dot (Graphviz)."),
+    ] = GraphFormat.mermaid,
+    collapse: Annotated[
+        bool,
+        typer.Option(
+            "--collapse-passthrough/--expand-passthrough",
+            help="Draw passthrough tables as one node.",
+        ),
+    ] = True,
+    debug: DebugOpt = False,
+) -> None:
+    """Draw the subset's foreign-key graph: seeds, followed and unfollowed relations, cycles.
+
+    Edges go from child to parent; thick ones are followed to children, dashed ones only to
+    parents. Tables are clustered by schema.
+    """
+    made = _guarded(debug, lambda: subsetter.plan(_load(config), estimate=False))
+    out.print(made.diagram(fmt.value, collapse), markup=False)
+
+
+@app.command()
+def explain(
+    config: ConfigArg,
+    table: Annotated[str, typer.Argument(help='The row\'s table: "table" or "schema.table".')],
+    key: Annotated[
+        list[str], typer.Argument(help="The row's primary key value(s), in key column order.")
+    ],
+    staging: Annotated[
+        Path,
+        typer.Option(
+            "--staging", "-s", help="Staging file kept by subset run --keep-staging FILE."
+        ),
+    ],
+    debug: DebugOpt = False,
+) -> None:
+    """Say why a row is in the subset: the chain of relations from a seed row to it."""
+    steps = _guarded(debug, lambda: subsetter.explain(_load(config), staging, table, key))
+    for i, step in enumerate(steps):
+        out.print(("  " * i + "-> " if i else "") + str(step), markup=False)
+
+
+@app.command()
+def init(
+    source: Annotated[str, typer.Option("--source", help="URL of the source database.")],
+    schemas: Annotated[
+        list[str] | None, typer.Option("--schema", help="A schema to read (repeatable).")
+    ] = None,
+    out_file: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Write the config here, not to stdout.")
+    ] = None,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite --out if it exists.")] = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Write a commented starter config from the source: seed, passthrough and mask ideas."""
+    if out_file is not None and out_file.exists() and not force:
+        err.print(f"error: {out_file} exists; pass --force to overwrite it", markup=False)
+        raise typer.Exit(1)
+    folder = out_file.parent if out_file is not None else Path.cwd()
+    text = _guarded(debug, lambda: subsetter.init_config(source, schemas, folder))
+    if out_file is None:
+        out.print(text, markup=False, end="")
+        return
+    try:
+        out_file.write_text(text)
+    except OSError as exc:
+        err.print(f"error: cannot write {out_file}: {exc.strerror}", markup=False)
+        raise typer.Exit(1) from None
+    err.print(f"wrote {out_file}; next: subset plan {out_file}", markup=False)
+
+
 @app.command()
 def validate(config: ConfigArg, debug: DebugOpt = False) -> None:
     """Check the config file without connecting to any database."""

@@ -10,18 +10,22 @@ import contextlib
 import datetime
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 from subsetter.budget import budget_warnings, check_budget
 from subsetter.catalog import Catalog, TableRef
-from subsetter.config import Config, LoadMode, OnConflict
+from subsetter.config import Config, LoadMode, OnConflict, resolve_file_url
+from subsetter.diagram import render_diagram
 from subsetter.dialects import Dialect, dialect_for
 from subsetter.errors import ConfigError, SubsetterError, TargetError
 from subsetter.estimate import Estimates, row_bytes
 from subsetter.estimate import estimate as estimate_sizes
+from subsetter.explain import Step, explain_row
 from subsetter.extract import extract
+from subsetter.init import starter_config
 from subsetter.load import (
     TargetTable,
     check_target_free,
@@ -35,7 +39,7 @@ from subsetter.plan import Plan, build_plan, plan_load
 from subsetter.reflect import reflect_source
 from subsetter.render import cycle_entries, load_entry, plan_document, render_plan
 from subsetter.reporting import NullReporter, Reporter
-from subsetter.staging import Staging
+from subsetter.staging import KeptStaging, Staging
 from subsetter.verify import VerifyResult, verify_target
 
 
@@ -283,6 +287,10 @@ class PlanResult:
         """The plan as ``text``, ``json`` or ``yaml``, stable and sorted for review."""
         return render_plan(self.document(), fmt)
 
+    def diagram(self, fmt: str = "mermaid", collapse_passthrough: bool = True) -> str:
+        """The plan's foreign-key graph as ``mermaid`` or ``dot`` (``subset graph``)."""
+        return render_diagram(self.plan, fmt, collapse_passthrough)
+
 
 def plan(config: Config, options: RunOptions | None = None, *, estimate: bool = True) -> PlanResult:
     """Reflect the source, build the plan and estimate its size; moves no data.
@@ -309,6 +317,26 @@ def plan(config: Config, options: RunOptions | None = None, *, estimate: bool = 
         made = plan_for_target(config, options, made, catalog)
         notes = type_mapping(config, options, made, catalog)
     return PlanResult(made, catalog, estimates, notes)
+
+
+def explain(config: Config, staging_path: str | Path, table: str, key: Sequence[str]) -> list[Step]:
+    """Why a row is in a subset: the chain from a seed row, read from a kept staging file."""
+    made = plan(config, estimate=False)
+    ref = made.catalog.resolve(table, "")
+    staging = KeptStaging(staging_path)
+    try:
+        return explain_row(made.plan, made.catalog, staging, ref, key)
+    finally:
+        staging.close()
+
+
+def init_config(
+    source_url: str, schemas: list[str] | None = None, out_dir: str | Path = "."
+) -> str:
+    """A commented starter config for ``source_url`` (``subset init``); file paths relative
+    to ``out_dir``, where the config will be written."""
+    dialect = dialect_for(resolve_file_url(source_url, Path.cwd()), "--source")
+    return starter_config(dialect, schemas, Path(out_dir))
 
 
 def type_mapping(config: Config, options: RunOptions, plan: Plan, catalog: Catalog) -> list[str]:

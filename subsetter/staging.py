@@ -426,3 +426,63 @@ def _to_json_text(value: Any) -> Any:
 def arrow_rows(batch: pa.RecordBatch) -> list[Row]:
     """An Arrow batch as row tuples of plain Python values (intervals stay MonthDayNano)."""
     return list(zip(*(c.to_pylist() for c in batch.columns), strict=True))
+
+
+class KeptStaging:
+    """A staging file kept by ``--keep-staging``, opened read-only to explain its rows.
+
+    Each staging table records the round that added a row (``_gen``) and the round since which
+    it pulls children (``_dgen``): enough to walk back from any row to the seed row it came from.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        if not _is_duckdb_file(self.path):
+            raise ConfigError(
+                f"{self.path}: not a staging file (make one with subset run --keep-staging FILE)"
+            )
+        try:
+            self.conn = duckdb.connect(str(self.path), read_only=True)
+            listed = self.conn.execute(
+                "SELECT name, schema_name, table_name, columns FROM _tables"
+            ).fetchall()
+        except duckdb.Error as exc:
+            raise ConfigError(f"{self.path}: cannot read the staging file ({exc})") from None
+        self._tables = {TableRef(s, t): (name, list(cols)) for name, s, t, cols in listed}
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self.conn.close()
+
+    def has(self, ref: TableRef) -> bool:
+        return ref in self._tables
+
+    def rows(
+        self,
+        ref: TableRef,
+        columns: Sequence[str],
+        values: Sequence[Any],
+        *,
+        as_text: bool = False,
+        round_column: str | None = None,
+        round_: int | None = None,
+    ) -> list[tuple[dict[str, Any], int, int | None]]:
+        """Staged rows of ``ref`` whose ``columns`` equal ``values``: (row, _gen, _dgen).
+
+        ``as_text`` compares the values as text (keys typed on a command line); with
+        ``round_column`` (``_gen`` or ``_dgen``) only rows of round ``round_``.
+        """
+        name, names = self._tables[ref]
+        cond = []
+        for col in columns:
+            staged = f"c{names.index(col)}"
+            cond.append(f"CAST({staged} AS VARCHAR) = ?" if as_text else f"{staged} = ?")
+        params = [str(v) for v in values] if as_text else list(values)
+        if round_column is not None:
+            cond.append(f"{round_column} = ?")
+            params.append(round_)
+        cols = ", ".join(f"c{i}" for i in range(len(names)))
+        found = self.conn.execute(
+            f"SELECT {cols}, _gen, _dgen FROM {name} WHERE {' AND '.join(cond)} LIMIT 10", params
+        ).fetchall()
+        return [(dict(zip(names, r[:-2], strict=True)), r[-2], r[-1]) for r in found]
