@@ -235,9 +235,16 @@ def run(
     verbose: Annotated[
         bool, typer.Option("--verbose", "-v", help="Also closure rounds and debug logs.")
     ] = False,
+    allow_random_masks: Annotated[
+        bool,
+        typer.Option(
+            "--allow-random-masks",
+            help="Without a mask_key, mask with a random key (output differs on every run).",
+        ),
+    ] = False,
     debug: DebugOpt = False,
 ) -> None:
-    """Extract the subset the config describes and load it into a target.
+    """Extract the subset the config describes, mask it, and load it into a target.
 
     Exit codes: 0 loaded and verified, 1 error, 2 bad usage, 3 integrity check failed,
     4 over the config's budget (nothing loaded).
@@ -251,6 +258,7 @@ def run(
         dry_run=dry_run,
         keep_staging=str(keep_staging) if keep_staging else None,
         batch_size=batch_size,
+        allow_random_masks=allow_random_masks,
     )
 
     if verbose:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import typing
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
@@ -21,11 +22,14 @@ from pydantic import (
     Field,
     PositiveInt,
     PrivateAttr,
+    SecretStr,
     ValidationError,
+    field_validator,
     model_validator,
 )
 
 from subsetter.errors import ConfigError
+from subsetter.strategies import STRATEGIES
 
 _ENV_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-(.*?))?\}")
 _COLUMNS_SPEC = re.compile(r"^\s*([^()]+?)\s*\(\s*([^()]+?)\s*\)\s*$")
@@ -200,6 +204,83 @@ class Budget(_Strict):
     )
 
 
+class MaskRule(_Strict):
+    """How one column is masked: a strategy with its options, a JSON path map, or a hook.
+
+    Written in YAML as a strategy name (``email``), or a mapping (``{strategy: noise,
+    relative: 0.1}``, ``{json: {"$.email": email}}``, ``{hook: "module:function"}``).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    strategy: str | None = Field(default=None, description="A built-in strategy's name.")
+    hook: str | None = Field(default=None, description='Your function, "module:function".')
+    json_paths: dict[str, MaskRule] | None = Field(
+        default=None, alias="json", description='Rules inside a JSON value by path ("$.a.b").'
+    )
+    value: str | int | float | bool | None = Field(default=None, description="constant: the value.")
+    keep: int | None = Field(default=None, ge=0, description="partial: characters kept at the end.")
+    length: int | None = Field(default=None, ge=4, le=64, description="hash: hex digits kept.")
+    relative: float | None = Field(default=None, gt=0, le=10, description="noise: max change.")
+    max_days: int | None = Field(default=None, ge=1, description="date_shift: max days moved.")
+    locale: str | None = Field(default=None, description="Faker locale, e.g. de_DE.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _short_form(cls, data: Any) -> Any:
+        if data is None:  # `column: null` unquoted in YAML still means the null strategy
+            return {"strategy": "null"}
+        return {"strategy": data} if isinstance(data, str) else data
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> MaskRule:
+        kinds = [k for k in ("strategy", "hook", "json") if self.field(k) is not None]
+        if len(kinds) != 1:
+            raise ValueError("give exactly one of strategy, json, hook")
+        if self.strategy is not None:
+            if self.strategy not in STRATEGIES:
+                from subsetter.catalog import did_you_mean
+
+                hint = did_you_mean(self.strategy, STRATEGIES)
+                raise ValueError(
+                    f'unknown strategy "{self.strategy}".{hint} '
+                    f"Strategies: {', '.join(sorted(STRATEGIES))}"
+                )
+            allowed = STRATEGIES[self.strategy].options
+            for option in self.options:
+                if option not in allowed:
+                    takes = f"takes {', '.join(allowed)}" if allowed else "takes no options"
+                    raise ValueError(f"{option} is not an option of {self.strategy} ({takes})")
+        elif self.options:
+            raise ValueError(f"{', '.join(self.options)}: options need a strategy")
+        if self.hook is not None and not re.match(r"^[\w.]+:\w+$", self.hook):
+            raise ValueError(f'hook must look like "module:function", got "{self.hook}"')
+        for path in self.json_paths or {}:
+            if not path.startswith("$"):
+                raise ValueError(f'JSON path "{path}" must start with "$" (e.g. "$.email")')
+        return self
+
+    def field(self, name: str) -> Any:
+        return self.json_paths if name == "json" else getattr(self, name)
+
+    @property
+    def options(self) -> dict[str, Any]:
+        """The strategy options that were given (``value`` counts when the key is present)."""
+        given = self.model_fields_set
+        names = ("value", "keep", "length", "relative", "max_days", "locale")
+        return {n: getattr(self, n) for n in names if n in given}
+
+    def describe(self) -> str:
+        """``email``, ``noise(relative=0.1)``, ``hook mod:fn``, ``json($.email, $.card)``."""
+        if self.hook:
+            return f"hook {self.hook}"
+        if self.json_paths is not None:
+            return f"json({', '.join(self.json_paths)})"
+        opts = {k: v for k, v in self.options.items() if k != "value"}
+        args = ", ".join(f"{k}={v}" for k, v in opts.items())
+        return f"{self.strategy}({args})" if args else str(self.strategy)
+
+
 class Config(_Strict):
     """A whole subsetter config file."""
 
@@ -216,6 +297,13 @@ class Config(_Strict):
         default=None, ge=0, description="Downward steps from a seed row; default unlimited."
     )
     budget: Budget = Field(default_factory=Budget, description="Limits on the subset's size.")
+    masks: dict[str, MaskRule] = Field(
+        default_factory=dict, description='"table.column" (or "schema.table.column") -> rule.'
+    )
+    mask_key: SecretStr | None = Field(
+        default=None, description="Secret that makes masking deterministic; never printed."
+    )
+    locale: str | None = Field(default=None, description="Default Faker locale, e.g. en_US.")
 
     _path: Path | None = PrivateAttr(default=None)
     _sha256: str = PrivateAttr(default="")
@@ -226,6 +314,14 @@ class Config(_Strict):
         if not self.seeds and not self.passthrough:
             raise ValueError("no seeds and no passthrough tables: nothing would be copied")
         return self
+
+    @field_validator("masks")
+    @classmethod
+    def _column_names(cls, masks: dict[str, MaskRule]) -> dict[str, MaskRule]:
+        for name in masks:
+            if "." not in name.strip(".") or not all(name.split(".")):
+                raise ValueError(f'mask "{name}" must name "table.column" or "schema.table.column"')
+        return masks
 
     @property
     def sha256(self) -> str:
@@ -414,16 +510,23 @@ def _describe_validation_error(
 
 def _allowed_keys(parent: KeyPath) -> list[str]:
     model: type[BaseModel] | None = Config
+    mapping = False  # the previous key was a dict field: this part is a free key (masks' names)
     for part in parent:
         if model is None:
             return []
-        if isinstance(part, int):
+        if isinstance(part, int) or mapping:
+            mapping = False
             continue
-        field = model.model_fields.get(part)
+        fields = {f.alias or n: f for n, f in model.model_fields.items()}
+        field = fields.get(part)
         if field is None:
             return []
         model = _model_of(field.annotation)
-    return sorted(model.model_fields) if model else []
+        mapping = any(
+            typing.get_origin(a) is dict
+            for a in (field.annotation, *typing.get_args(field.annotation))
+        )
+    return sorted(f.alias or n for n, f in model.model_fields.items()) if model else []
 
 
 def _model_of(annotation: Any) -> type[BaseModel] | None:

@@ -9,6 +9,7 @@ dialect boundary, so the CLI can print one clear line and exit 1 without a trace
     ├── UnsupportedError     an engine or a type this version cannot handle
     ├── PlanError            no subset satisfies the config (a NOT NULL FK into an excluded table)
     ├── SourceError          a query on the source failed (e.g. a seed's WHERE is invalid SQL)
+    ├── MaskError            masking failed on the data (a hook raised, a unique column collided)
     ├── TargetError          the target cannot take the subset (same as source, tables exist, ...)
     │   └── LoadError        writing rows or constraints into the target failed
     ├── IntegrityError       the loaded target has orphan rows (exit code 3)
@@ -45,6 +46,10 @@ class PlanError(SubsetterError):
 
 class SourceError(SubsetterError):
     """A query on the source database failed."""
+
+
+class MaskError(SubsetterError):
+    """A masking rule failed on the staged data; nothing reached the target."""
 
 
 class TargetError(SubsetterError):

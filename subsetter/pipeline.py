@@ -35,6 +35,7 @@ from subsetter.load import (
     map_tables,
     type_notes,
 )
+from subsetter.mask import mask, plan_masks
 from subsetter.plan import Plan, build_plan, plan_load
 from subsetter.reflect import reflect_source
 from subsetter.render import cycle_entries, load_entry, plan_document, render_plan
@@ -62,6 +63,8 @@ class RunOptions:
     dry_run: bool = False
     keep_staging: str | None = None
     batch_size: int = 10_000
+    allow_random_masks: bool = False
+    """Mask with a random key when the config has no mask_key (output differs every run)."""
 
 
 REPORT_VERSION = 1
@@ -90,6 +93,8 @@ class RunResult:
     config_path: str | None = None
     started_at: str = ""
     finished_at: str = ""
+    masked: dict[str, str] = field(default_factory=dict)
+    """Every masked column (``table.column``) and its rule; key-group members say whose."""
 
     @property
     def total_rows(self) -> int:
@@ -136,6 +141,7 @@ class RunResult:
             },
             "warnings": self.warnings,
             "type_notes": self.type_notes,
+            "masked": self.masked,
         }
 
 
@@ -404,11 +410,18 @@ def run(config: Config, options: RunOptions, reporter: Reporter | None = None) -
             plan = build_plan(catalog, config, src)
             tables = map_tables(plan, catalog, tgt)
             plan = with_load_plan(plan, catalog, tables, tgt, policy, target_catalog)
+            masks = plan_masks(catalog, plan, config, options.allow_random_masks)
         result = RunResult(plan, src.describe(), tgt.describe(), dry_run=options.dry_run)
         result.started_at = started_at
         result.config_sha256 = config.sha256
         result.config_path = str(config.path) if config.path else None
         result.type_notes = type_notes(tables)
+        result.masked = masks.masked()
+        if masks.random_key:
+            result.warnings.append(
+                "no mask_key: masking with a random key (output differs per run)"
+            )
+            reporter.warning(result.warnings[-1])
         replacing = policy.mode == "replace"
         if target_conn is not None and not policy.existing:
             # Fail before extracting; load checks again in its transaction.
@@ -426,6 +439,9 @@ def run(config: Config, options: RunOptions, reporter: Reporter | None = None) -
         result.warnings += stats.warnings
         for warning in stats.warnings:
             reporter.warning(warning)
+        if not masks.empty:  # before load: the target never sees an original masked value
+            with _timed(seconds, "mask", reporter):
+                mask(masks, staging, reporter)
         with _timed(seconds, "load", reporter):
             loaded, verification = load(
                 plan, tables, staging, tgt, target_conn, reporter,

@@ -114,6 +114,7 @@ class Staging:
         # so memory stays flat however large the subset grows.
         self.conn.execute(f"SET memory_limit = '{memory_limit}'")
         self._tables: dict[TableRef, tuple[str, Table, list[StagedColumn]]] = {}
+        self._maps = 0  # mapping tables made so far (masking), to name the next one
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -387,6 +388,134 @@ class Staging:
         """All staged rows of a table as row tuples, in batches (see ``read_arrow``)."""
         for batch in self.read_arrow(ref):
             yield arrow_rows(batch)
+
+    # ------------------------------------------------------------------ masking
+
+    def has(self, ref: TableRef) -> bool:
+        """Whether ``ref`` has a staging table (only planned tables do)."""
+        return ref in self._tables
+
+    def table(self, ref: TableRef) -> Table:
+        """The catalog table ``ref`` is staged from."""
+        return self._tables[ref][1]
+
+    def staged_type(self, ref: TableRef, column: str) -> StagedColumn:
+        _, table, staged = self._tables[ref]
+        return staged[table.column_names.index(column)]
+
+    def update_column(self, ref: TableRef, column: str, expr: str, params: Sequence[Any]) -> int:
+        """Set ``column`` to ``expr`` (a DuckDB expression over ``{col}``) where it is not NULL."""
+        name = self._tables[ref][0]
+        col = self._cols(ref, [column])[0]
+        sql = expr.replace("{col}", col)
+        done = self.conn.execute(
+            f"UPDATE {name} SET {col} = {sql} WHERE {col} IS NOT NULL", list(params)
+        ).fetchone()
+        return int(done[0]) if done else 0
+
+    def build_mapping(
+        self,
+        columns: Sequence[tuple[TableRef, str]],
+        compute: Callable[[list[Row]], list[Any]] | None = None,
+        expr: tuple[str, Sequence[Any]] | None = None,
+    ) -> str:
+        """Map every distinct non-NULL value of ``columns`` (together) to a new value.
+
+        The mapping is a staging table ``(o, s, m)``: the original, its VARCHAR text and the new
+        value, computed in DuckDB by ``expr`` (over ``{col}``) or in Python by ``compute``,
+        which gets batches of ``(o, s)`` rows and returns the new values in order.
+        """
+        self._maps += 1
+        mapping = f"_map{self._maps}"
+        union = " UNION ".join(
+            f"SELECT {self._cols(ref, [col])[0]} AS o FROM {self._tables[ref][0]}"
+            for ref, col in columns
+        )
+        distinct = f"SELECT o, CAST(o AS VARCHAR) AS s FROM ({union}) u WHERE o IS NOT NULL"
+        first = self.staged_type(*columns[0])
+        if expr is not None:
+            sql, params = expr
+            self.conn.execute(
+                f"CREATE TABLE {mapping} AS SELECT o, s, "
+                f"CAST({sql.replace('{col}', 'o')} AS {first.sql_type}) AS m FROM ({distinct}) d",
+                list(params),
+            )
+            return mapping
+        assert compute is not None, "a mapping needs expr or compute"
+        self.conn.execute(
+            f"CREATE TABLE {mapping} (o {first.sql_type}, s VARCHAR, m {first.sql_type})"
+        )
+        for rows in self._batches(distinct):
+            self.insert_mapping(mapping, first, rows, compute(rows))
+        return mapping
+
+    def insert_mapping(
+        self, mapping: str, how: StagedColumn, rows: list[Row], values: list[Any]
+    ) -> None:
+        """Add ``(o, s)`` rows with their new values ``values`` to a mapping table."""
+        batch = pa.table(  # noqa: F841 - DuckDB scans it by name
+            {
+                "o": pa.array([r[0] for r in rows], type=how.arrow_type),
+                "s": pa.array([r[1] for r in rows], type=pa.string()),
+                "m": pa.array(values, type=how.arrow_type),
+            }
+        )
+        self.conn.execute(f"INSERT INTO {mapping} SELECT o, s, m FROM batch")
+
+    def mapping_collisions(self, mapping: str) -> list[list[Row]]:
+        """Groups of ``(o, s)`` mapped to one value (each group ordered by ``s``)."""
+        found = self.conn.execute(
+            f"SELECT list((o, s) ORDER BY s) FROM {mapping} WHERE m IS NOT NULL "
+            "GROUP BY m HAVING count(*) > 1 ORDER BY min(s)"
+        ).fetchall()
+        return [[(v["o"], v["s"]) for v in group] for (group,) in found]
+
+    def remap(self, mapping: str, how: StagedColumn, rows: list[Row], values: list[Any]) -> None:
+        """Give the originals of ``rows`` new values in a mapping table."""
+        texts = [r[1] for r in rows]
+        self.conn.execute(f"DELETE FROM {mapping} WHERE list_contains(?, s)", [texts])
+        self.insert_mapping(mapping, how, rows, values)
+
+    def apply_mapping(self, mapping: str, ref: TableRef, column: str) -> int:
+        """Replace ``column``'s values by their mapped values; returns the rows changed."""
+        name = self._tables[ref][0]
+        col = self._cols(ref, [column])[0]
+        done = self.conn.execute(
+            f"UPDATE {name} SET {col} = m.m FROM {mapping} m WHERE {name}.{col} = m.o"
+        ).fetchone()
+        return int(done[0]) if done else 0
+
+    def drop_mapping(self, mapping: str) -> None:
+        self.conn.execute(f"DROP TABLE IF EXISTS {mapping}")
+
+    def rewrite_column(
+        self, ref: TableRef, column: str, compute: Callable[[list[Row]], list[Any]]
+    ) -> int:
+        """Set ``column`` row by row: ``compute`` gets batches of whole rows, returns new values.
+
+        New values collect in a side table keyed by ``rowid`` and land in one UPDATE, so the
+        scan never reads rows it has already changed.
+        """
+        name, _, staged = self._tables[ref]
+        how = self.staged_type(ref, column)
+        col = self._cols(ref, [column])[0]
+        side = f"{name}_rw"
+        self.conn.execute(f"CREATE OR REPLACE TABLE {side} (rid BIGINT, v {how.sql_type})")
+        cols = ", ".join(f"c{i}" for i in range(len(staged)))
+        for batch in self._batches(f"SELECT rowid, {cols} FROM {name}"):
+            values = compute([r[1:] for r in batch])
+            rows = pa.table(  # noqa: F841 - DuckDB scans it by name
+                {
+                    "rid": pa.array([r[0] for r in batch], type=pa.int64()),
+                    "v": pa.array(values, type=how.arrow_type),
+                }
+            )
+            self.conn.execute(f"INSERT INTO {side} SELECT rid, v FROM rows")
+        done = self.conn.execute(
+            f"UPDATE {name} SET {col} = w.v FROM {side} w WHERE {name}.rowid = w.rid"
+        ).fetchone()
+        self.conn.execute(f"DROP TABLE {side}")
+        return int(done[0]) if done else 0
 
 
 def _chain(first: Converter | None, second: Converter | None) -> Converter | None:
