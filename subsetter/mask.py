@@ -55,10 +55,8 @@ class ColumnMask:
     rule: MaskRule
     source: str
     """The config key that asked for this mask (``masks.customer.email``)."""
-
-    @property
-    def label(self) -> str:
-        return f"{self.table}.{self.column.name}"
+    label: str
+    """``table.column`` as messages and reports name it (the default schema left out)."""
 
 
 @dataclass(frozen=True)
@@ -150,7 +148,7 @@ def plan_masks(
     groups: list[KeyGroup] = []
     singles: list[ColumnMask] = []
     for members in _key_groups(catalog, wanted):
-        rules = {wanted[c] for c in members if c in wanted}
+        rules = [wanted[c] for c in members if c in wanted]
         chosen = _one_rule(catalog, members, rules, wanted)
         if chosen is None:
             continue
@@ -161,7 +159,8 @@ def plan_masks(
             column = catalog.table(ref).column(col)
             _check_column(ref, column, rule, where, unique)
             if ref in planned:
-                masks.append(ColumnMask(ref, column, rule, _source_key(where)))
+                label = f"{ref.name if ref.schema == catalog.default_schema else ref}.{col}"
+                masks.append(ColumnMask(ref, column, rule, _source_key(where), label))
         if masks and unique:
             groups.append(KeyGroup(tuple(masks), unique))
         else:
@@ -241,12 +240,11 @@ def _order(c: ColumnId) -> tuple[str, str, str]:
 def _one_rule(
     catalog: Catalog,
     members: list[ColumnId],
-    rules: set[tuple[MaskRule, str]],
+    rules: list[tuple[MaskRule, str]],
     wanted: Mapping[ColumnId, tuple[MaskRule, str]],
 ) -> tuple[MaskRule, str] | None:
     """The single rule a key group gets; two different rules in one group are an error."""
-    distinct = {rule for rule, _ in rules}
-    if len(distinct) > 1:
+    if any(rule != rules[0][0] for rule, _ in rules):
         named = sorted(
             f"{r}.{c} ({wanted[(r, c)][0].describe()})" for r, c in wanted if (r, c) in members
         )

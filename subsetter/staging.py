@@ -468,7 +468,7 @@ class Staging:
             f"SELECT list((o, s) ORDER BY s) FROM {mapping} WHERE m IS NOT NULL "
             "GROUP BY m HAVING count(*) > 1 ORDER BY min(s)"
         ).fetchall()
-        return [[(v["o"], v["s"]) for v in group] for (group,) in found]
+        return [[(v[0], v[1]) for v in group] for (group,) in found]
 
     def remap(self, mapping: str, how: StagedColumn, rows: list[Row], values: list[Any]) -> None:
         """Give the originals of ``rows`` new values in a mapping table."""
