@@ -71,8 +71,9 @@ sa.Table(
     sa.Column("team", sa.String(20), nullable=False),
 )
 
-FIRST = ["Ada", "Grace", "Linus", "Margaret", "Alan", "Barbara", "Ken", "Radia", "Edsger"]
-LAST = ["Lovelace", "Hopper", "Torvalds", "Hamilton", "Turing", "Liskov", "Thompson", "Perlman"]
+# Invented names, so that a realistic fake can never equal an original by chance.
+FIRST = ["Qadira", "Vorlen", "Zyphra", "Ozrick", "Thessaly", "Brannoc", "Ilvane", "Xantor"]
+LAST = ["Quellbrook", "Vantorski", "Zebrowitz", "Orlaquin", "Thistlewarp", "Brackenholt"]
 PEOPLE = 60
 BADGES = 400
 

@@ -11,6 +11,7 @@ The public API is what the CLI uses::
 Errors are ``SubsetterError`` subclasses; each carries the CLI's ``exit_code``.
 """
 
+from subsetter.audit import AuditResult, Detection, Finding, detect_personal, suggest_masks
 from subsetter.catalog import Catalog, Column, ColumnType, ForeignKey, Table, TableRef
 from subsetter.config import Config, config_json_schema, load_config, parse_config
 from subsetter.errors import (
@@ -19,6 +20,7 @@ from subsetter.errors import (
     ConnectionFailed,
     IntegrityError,
     LoadError,
+    MaskError,
     PlanError,
     SourceError,
     SubsetterError,
@@ -30,6 +32,7 @@ from subsetter.pipeline import (
     PlanResult,
     RunOptions,
     RunResult,
+    audit,
     explain,
     failure_report,
     init_config,
@@ -46,6 +49,7 @@ from subsetter.verify import VerifyResult
 __version__ = "0.1.0"
 
 __all__ = [
+    "AuditResult",
     "BudgetError",
     "Catalog",
     "Column",
@@ -54,11 +58,14 @@ __all__ = [
     "ConfigError",
     "ConnectionFailed",
     "CycleLoad",
+    "Detection",
     "Estimates",
+    "Finding",
     "ForeignKey",
     "IntegrityError",
     "LoadError",
     "LoadPlan",
+    "MaskError",
     "Plan",
     "PlanError",
     "PlanResult",
@@ -73,8 +80,10 @@ __all__ = [
     "TargetError",
     "UnsupportedError",
     "VerifyResult",
+    "audit",
     "build_plan",
     "config_json_schema",
+    "detect_personal",
     "explain",
     "failure_report",
     "init_config",
@@ -85,6 +94,7 @@ __all__ = [
     "plan_load",
     "plan_subset",
     "run",
+    "suggest_masks",
     "type_mapping",
     "verify",
 ]

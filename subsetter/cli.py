@@ -33,6 +33,7 @@ from rich.progress import (
 from rich.text import Text
 
 import subsetter
+from subsetter.audit import SAMPLE_ROWS
 from subsetter.config import resolve_file_url
 from subsetter.errors import SubsetterError
 
@@ -454,6 +455,53 @@ def schema(
     except OSError as exc:
         err.print(f"error: cannot write {out_file}: {exc.strerror}", markup=False)
         raise typer.Exit(1) from None
+
+
+@app.command()
+def audit(
+    config: ConfigArg,
+    fail_on_unmasked: Annotated[
+        bool,
+        typer.Option(
+            "--fail-on-unmasked", help="Exit 3 when a personal-looking column has no mask."
+        ),
+    ] = False,
+    output_format: Annotated[
+        str, typer.Option("--format", help="table or json.", case_sensitive=False)
+    ] = "table",
+    sample_rows: Annotated[
+        int, typer.Option("--sample-rows", min=1, help="Rows read per table (LIMIT).")
+    ] = SAMPLE_ROWS,
+    debug: DebugOpt = False,
+) -> None:
+    """List source columns that look personal and have no mask (and no keep) in the config."""
+    if output_format not in ("table", "json"):
+        err.print(f"error: --format {output_format}: use table or json", markup=False)
+        raise typer.Exit(2)
+    result = _guarded(debug, lambda: subsetter.audit(_load(config), sample_rows))
+    if output_format == "json":
+        out.print_json(json.dumps(result.to_dict()))
+    else:
+        _print_audit(result)
+    if fail_on_unmasked and result.unmasked:
+        raise typer.Exit(3)
+
+
+def _print_audit(result: subsetter.AuditResult) -> None:
+    from rich.table import Table
+
+    unmasked = result.unmasked
+    if unmasked:
+        table = Table("column", "looks like", "why", "suggested mask", box=None, pad_edge=False)
+        for f in unmasked:
+            table.add_row(f.label, f.category, f.reason, f.suggestion)
+        out.print(table)
+    covered = len(result.findings) - len(unmasked)
+    out.print(
+        f"{result.source}: {len(result.findings)} personal-looking column(s) in "
+        f"{result.tables} tables; {covered} masked or kept, {len(unmasked)} unmasked",
+        markup=False,
+    )
 
 
 @app.callback()

@@ -120,17 +120,26 @@ def mask_key_of(config: Config, allow_random: bool) -> tuple[bytes, bool]:
         return config.mask_key.get_secret_value().encode("utf-8"), False
     if allow_random:
         return secrets.token_bytes(32), True
+    where = config.locate("mask_key" if config.mask_key is not None else "masks")
     raise ConfigError(
-        f"{config.locate('masks')}masks need a mask_key (a secret that makes masking "
-        "deterministic): add `mask_key: ${SUBSET_MASK_KEY}` and set that variable, or pass "
+        f"{where}masks need a mask_key, the secret that makes masking deterministic, and it is "
+        "missing or empty: write `mask_key: ${SUBSET_MASK_KEY}` and set that variable, or pass "
         "--allow-random-masks to mask with a random key (different output on every run)"
     )
 
 
 def plan_masks(
-    catalog: Catalog, plan: Plan, config: Config, allow_random: bool = False
+    catalog: Catalog,
+    plan: Plan | None,
+    config: Config,
+    allow_random: bool = False,
+    need_key: bool = True,
 ) -> MaskPlan:
-    """Check ``config.masks`` against the catalog and decide how each column is masked."""
+    """Check ``config.masks`` against the catalog and decide how each column is masked.
+
+    ``plan`` limits the masks to the tables a run copies (None: every table, as ``audit``
+    wants); ``need_key=False`` checks the rules without asking for the secret.
+    """
     if not config.masks:
         return MaskPlan()
     wanted: dict[ColumnId, tuple[MaskRule, str]] = {}
@@ -140,11 +149,11 @@ def plan_masks(
         ref, column = _resolve_column(catalog, name, where)
         wanted[(ref, column.name)] = (rule, where)
         if rule.strategy == "keep":
-            kept.append(f"{ref}.{column.name}")
+            kept.append(column_label(catalog, ref, column.name))
     hooks = {
         r.hook: _import_hook(r.hook, where) for r, where in wanted.values() if r.hook is not None
     }
-    planned = set(plan.tables)
+    planned = set(plan.tables if plan is not None else catalog.tables)
     groups: list[KeyGroup] = []
     singles: list[ColumnMask] = []
     for members in _key_groups(catalog, wanted):
@@ -159,7 +168,7 @@ def plan_masks(
             column = catalog.table(ref).column(col)
             _check_column(ref, column, rule, where, unique)
             if ref in planned:
-                label = f"{ref.name if ref.schema == catalog.default_schema else ref}.{col}"
+                label = column_label(catalog, ref, col)
                 masks.append(ColumnMask(ref, column, rule, _source_key(where), label))
         if masks and unique:
             groups.append(KeyGroup(tuple(masks), unique))
@@ -167,7 +176,7 @@ def plan_masks(
             singles += masks
     if not groups and not singles:
         return MaskPlan(kept=tuple(kept))
-    key, random_key = mask_key_of(config, allow_random)
+    key, random_key = mask_key_of(config, allow_random) if need_key else (b"", False)
     return MaskPlan(
         tuple(singles),
         tuple(groups),
@@ -177,6 +186,11 @@ def plan_masks(
         config.locale or DEFAULT_LOCALE,
         hooks,
     )
+
+
+def column_label(catalog: Catalog, ref: TableRef, column: str) -> str:
+    """``table.column`` as reports name it: the source's default schema left out."""
+    return f"{ref.name if ref.schema == catalog.default_schema else ref}.{column}"
 
 
 def _source_key(where: str) -> str:

@@ -15,12 +15,13 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from subsetter.audit import SAMPLE_ROWS, AuditResult, Samples, audit_config
 from subsetter.budget import budget_warnings, check_budget
 from subsetter.catalog import Catalog, TableRef
 from subsetter.config import Config, LoadMode, OnConflict, resolve_file_url
 from subsetter.diagram import render_diagram
 from subsetter.dialects import Dialect, dialect_for
-from subsetter.errors import ConfigError, SubsetterError, TargetError
+from subsetter.errors import ConfigError, SourceError, SubsetterError, TargetError
 from subsetter.estimate import Estimates, row_bytes
 from subsetter.estimate import estimate as estimate_sizes
 from subsetter.explain import Step, explain_row
@@ -514,3 +515,33 @@ def verify(config: Config, options: RunOptions) -> VerifyResult:
         raise
     finally:
         _close(conn)
+
+
+def audit(config: Config, sample_rows: int = SAMPLE_ROWS) -> AuditResult:
+    """List the source's personal-looking columns and whether the config masks each one.
+
+    Reads the schema and at most ``sample_rows`` rows per table (``LIMIT``, never a full scan),
+    inside one read-only snapshot.
+    """
+    dialect = source_dialect(config)
+    catalog = reflect_source(dialect, config)
+    conn = dialect.connect(read_only=True)
+    samples: dict[TableRef, dict[str, list[Any]]] = {}
+    try:
+        dialect.begin_snapshot(conn)
+        for ref, table in catalog.tables.items():
+            sql = f"{dialect.select_sql(table)} {dialect.limit_sql(sample_rows)}"
+            rows = next(iter(dialect.stream(conn, sql, [], sample_rows)), [])
+            samples[ref] = {c: [r[i] for r in rows] for i, c in enumerate(table.column_names)}
+    except SubsetterError:
+        raise
+    except Exception as exc:
+        if not dialect.is_driver_error(exc):
+            raise
+        raise SourceError(
+            f"sampling {dialect.describe()} failed: {dialect.wrap_error(exc)}"
+        ) from None
+    finally:
+        _close(conn)
+    found: Samples = samples
+    return audit_config(config, catalog, found, dialect.describe(), sample_rows)

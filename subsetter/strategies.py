@@ -263,6 +263,8 @@ class Masker:
             out = out.isoformat()
         if isinstance(out, str) and column.type.length is not None:
             out = out[: column.type.length]
+        if out == value and attempt < MAX_ATTEMPTS:  # a fake must never be the original itself
+            return self.value(strategy, options, column, value, text, attempt + 1)
         return out
 
 
