@@ -22,12 +22,12 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from subsetter import mask as stage  # noqa: E402
-from subsetter.catalog import Column, ColumnType, Table, TableRef  # noqa: E402
-from subsetter.config import MaskRule  # noqa: E402
-from subsetter.reporting import NullReporter  # noqa: E402
-from subsetter.staging import Staging  # noqa: E402
-from subsetter.strategies import STRATEGIES  # noqa: E402
+from subsetter import mask as stage
+from subsetter.catalog import Column, ColumnType, Table, TableRef
+from subsetter.config import MaskRule
+from subsetter.reporting import NullReporter
+from subsetter.staging import Staging
+from subsetter.strategies import STRATEGIES
 
 KINDS: dict[str, tuple[ColumnType, Any]] = {
     "text": (ColumnType("string", length=120), lambda i: f"person.{i}@example.org"),

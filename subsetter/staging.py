@@ -391,9 +391,9 @@ class Staging:
 
     # ------------------------------------------------------------------ masking
 
-    def has(self, ref: TableRef) -> bool:
-        """Whether ``ref`` has a staging table (only planned tables do)."""
-        return ref in self._tables
+    def _row_batches(self, sql: str) -> Iterator[list[Row]]:
+        for batch in self._arrow_batches(sql, self.batch_size):
+            yield arrow_rows(batch)
 
     def table(self, ref: TableRef) -> Table:
         """The catalog table ``ref`` is staged from."""
@@ -445,7 +445,7 @@ class Staging:
         self.conn.execute(
             f"CREATE TABLE {mapping} (o {first.sql_type}, s VARCHAR, m {first.sql_type})"
         )
-        for rows in self._batches(distinct):
+        for rows in self._row_batches(distinct):
             self.insert_mapping(mapping, first, rows, compute(rows))
         return mapping
 
@@ -502,7 +502,7 @@ class Staging:
         side = f"{name}_rw"
         self.conn.execute(f"CREATE OR REPLACE TABLE {side} (rid BIGINT, v {how.sql_type})")
         cols = ", ".join(f"c{i}" for i in range(len(staged)))
-        for batch in self._batches(f"SELECT rowid, {cols} FROM {name}"):
+        for batch in self._row_batches(f"SELECT rowid, {cols} FROM {name}"):
             values = compute([r[1:] for r in batch])
             rows = pa.table(  # noqa: F841 - DuckDB scans it by name
                 {
