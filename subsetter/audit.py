@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from subsetter.catalog import Catalog, Table, TableRef
@@ -267,7 +267,6 @@ class AuditResult:
     findings: tuple[Finding, ...]
     tables: int
     sample_rows: int
-    masked_elsewhere: dict[str, str] = field(default_factory=dict)
 
     @property
     def unmasked(self) -> list[Finding]:

@@ -411,7 +411,10 @@ def run(config: Config, options: RunOptions, reporter: Reporter | None = None) -
             plan = build_plan(catalog, config, src)
             tables = map_tables(plan, catalog, tgt)
             plan = with_load_plan(plan, catalog, tables, tgt, policy, target_catalog)
-            masks = plan_masks(catalog, plan, config, options.allow_random_masks)
+            # A dry run checks every rule but moves no data: it needs no key.
+            masks = plan_masks(
+                catalog, plan, config, options.allow_random_masks, need_key=not options.dry_run
+            )
         result = RunResult(plan, src.describe(), tgt.describe(), dry_run=options.dry_run)
         result.started_at = started_at
         result.config_sha256 = config.sha256

@@ -93,7 +93,7 @@ STRATEGIES: dict[str, Strategy] = {
     ),
     "hash": _s(
         "hash",
-        TEXT_KINDS | {"integer", "uuid", "binary", "other"},
+        TEXT_KINDS | {"integer", "uuid", "binary"},
         "keyed HMAC-SHA256: hex truncated to fit (integers: a number; uuids: a uuid)",
         options=("length",),
         min_length=4,
@@ -128,6 +128,10 @@ def digest(key: bytes, text: str, attempt: int = 0) -> bytes:
 def check_fit(strategy: Strategy, column: Column, options: Mapping[str, Any]) -> str | None:
     """Why ``strategy`` cannot write ``column``'s values, or None when it fits."""
     kind = column.type.kind
+    # PostgreSQL inet/cidr: the only engine-specific type a fake can write
+    inet = column.type.native.lower().startswith(("inet", "cidr"))
+    if kind == "other" and strategy.faker in {"ipv4", "ipv6"} and not inet:
+        return f"strategy {strategy.name} writes addresses; the column is {_type(column)}"
     if "*" not in strategy.kinds and kind not in strategy.kinds:
         kinds = ", ".join(sorted(strategy.kinds))
         return f"strategy {strategy.name} writes {kinds} values; the column is {_type(column)}"
