@@ -211,9 +211,18 @@ class MaskRule(_Strict):
     relative: 0.1}``, ``{json: {"$.email": email}}``, ``{hook: "module:function"}``).
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    model_config = ConfigDict(
+        extra="forbid",
+        frozen=True,
+        populate_by_name=True,
+        json_schema_extra=lambda schema: _with_short_forms(schema),
+    )
 
-    strategy: str | None = Field(default=None, description="A built-in strategy's name.")
+    strategy: str | None = Field(
+        default=None,
+        description="A built-in strategy's name.",
+        json_schema_extra={"enum": [*sorted(STRATEGIES), None]},
+    )
     hook: str | None = Field(default=None, description='Your function, "module:function".')
     json_paths: dict[str, MaskRule] | None = Field(
         default=None, alias="json", description='Rules inside a JSON value by path ("$.a.b").'
@@ -279,6 +288,12 @@ class MaskRule(_Strict):
         opts = {k: v for k, v in self.options.items() if k != "value"}
         args = ", ".join(f"{k}={v}" for k, v in opts.items())
         return f"{self.strategy}({args})" if args else str(self.strategy)
+
+
+def _with_short_forms(schema: dict[str, Any]) -> None:
+    """A rule may also be written as a strategy's name, or as null (the null strategy)."""
+    rule = {k: schema.pop(k) for k in list(schema) if k not in ("title", "description")}
+    schema["anyOf"] = [{"type": "string", "enum": sorted(STRATEGIES)}, {"type": "null"}, rule]
 
 
 class Config(_Strict):
