@@ -8,8 +8,10 @@ find every one, with at most one false alarm per dataset. The masked Pagila exam
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -193,3 +195,26 @@ def test_masked_pagila_example_passes_the_audit_and_runs(
         for column in ("first_name", "last_name", "email", "create_date"):
             assert row[column] != original[column], column
     assert {r["password"] for r in oracle.rows(target, "staff")} == {None}
+
+
+def test_presidio_is_used_for_free_text_when_installed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Presidio is optional: absent, free text without patterns passes; present, it is asked."""
+    t = table("ticket", ("body", "text"))
+    texts = {"body": ["Spoke with Maria Lopez from Lisbon about the refund"] * 3}
+    monkeypatch.setitem(sys.modules, "presidio_analyzer", None)  # not installed
+    assert detected(t, texts) == {}
+
+    class Result:
+        def __init__(self, entity_type: str) -> None:
+            self.entity_type, self.score = entity_type, 0.85
+
+    class AnalyzerEngine:
+        def analyze(self, text: str, language: str) -> list[Result]:
+            assert language == "en"
+            return [Result("PERSON"), Result("LOCATION")] if "Maria" in text else []
+
+    monkeypatch.setitem(
+        sys.modules, "presidio_analyzer", SimpleNamespace(AnalyzerEngine=AnalyzerEngine)
+    )
+    assert detected(t, texts) == {"body": "free_text"}
+    assert detected(t, {"body": ["A Epic Drama of a Feminist And a Mad Scientist"] * 3}) == {}
