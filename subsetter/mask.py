@@ -17,6 +17,7 @@ an original value of a masked column, even when the run fails part-way.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import functools
 import importlib
@@ -24,13 +25,13 @@ import inspect
 import json
 import re
 import secrets
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from subsetter.catalog import Catalog, Column, ColumnType, Table, TableRef, did_you_mean
 from subsetter.config import Config, MaskRule
-from subsetter.errors import ConfigError, MaskError
+from subsetter.errors import ConfigError, MaskError, SubsetterError
 from subsetter.plan import Plan
 from subsetter.reporting import Reporter
 from subsetter.staging import Row, Staging
@@ -336,12 +337,28 @@ def mask(masks: MaskPlan, staging: Staging, reporter: Reporter) -> MaskStats:
     masker = Masker(masks.key, masks.locale)
     ordered = sorted(masks.columns, key=lambda m: m.rule.hook is None)
     for m in ordered:
-        stats.values[m.label] = _mask_column(m, masks, masker, staging)
+        with _failing_as_mask_error(m.label, m.rule):
+            stats.values[m.label] = _mask_column(m, masks, masker, staging)
         reporter.event(f"masked {m.label}: {m.rule.describe()}")
     for group in masks.groups:
-        _mask_group(group, masker, staging, stats)
+        with _failing_as_mask_error(group.label, group.rule):
+            _mask_group(group, masker, staging, stats)
         reporter.event(f"masked key {group.label}: {group.rule.describe()}")
     return stats
+
+
+@contextlib.contextmanager
+def _failing_as_mask_error(label: str, rule: MaskRule) -> Iterator[None]:
+    """A value a strategy cannot write (a date shifted past 9999-12-31, ...) stops the run."""
+    try:
+        yield
+    except SubsetterError:
+        raise
+    except Exception as exc:
+        problem = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise MaskError(
+            f"masking {label} with {rule.describe()} failed: {problem}. Nothing was loaded."
+        ) from exc
 
 
 def _mask_column(m: ColumnMask, masks: MaskPlan, masker: Masker, staging: Staging) -> int:

@@ -251,10 +251,17 @@ class Masker:
             relative = float(options.get("relative", OPTION_DEFAULTS["relative"]))
             noisy = float(value) * (1 + relative * _unit(d))
             if kind == "integer":
-                return round(noisy)
+                top = _integer_range(column)
+                return max(-top, min(top, round(noisy)))
             if kind == "decimal":
                 scale = column.type.scale or 0
-                return decimal.Decimal(noisy).quantize(decimal.Decimal(1).scaleb(-scale))
+                out = decimal.Decimal(noisy).quantize(decimal.Decimal(1).scaleb(-scale))
+                if column.type.precision:  # stay inside NUMERIC(p, s): noise must not overflow
+                    top = decimal.Decimal(10) ** (column.type.precision - scale) - (
+                        decimal.Decimal(1).scaleb(-scale)
+                    )
+                    out = max(-top, min(top, out))
+                return out
             return noisy
         if name == "date_shift":
             days = _shift_days(d, int(options.get("max_days", OPTION_DEFAULTS["max_days"])))
@@ -336,7 +343,10 @@ def sql_form(
         noisy = f"(CAST({{col}} AS DOUBLE) * (1 + {relative!r} * {unit}))"
         if kind == "decimal":
             return None  # Python's Decimal rounding is the reference; SQL rounds differently
-        return (f"round({noisy})" if kind == "integer" else noisy), params
+        if kind == "integer":
+            top = _integer_range(column)
+            return f"greatest({-top}, least({top}, round({noisy})))", params
+        return noisy, params
     max_days = int(options.get("max_days", OPTION_DEFAULTS["max_days"]))
     r = f"((('0x' || left({mac}, 15))::BIGINT) % {2 * max_days})"
     days = f"(CASE WHEN {r} < {max_days} THEN {r} - {max_days} ELSE {r} - {max_days} + 1 END)"

@@ -347,3 +347,15 @@ def test_fakes_are_deterministic_per_value_and_locale() -> None:
         "10.00",
     )
     assert noisy.as_tuple().exponent == -2
+
+
+def test_noise_stays_inside_the_column_type() -> None:
+    masker = Masker(b"k")
+    money = Column("m", ColumnType("decimal", precision=5, scale=2))
+    small = Column("s", ColumnType("integer", bits=16))
+    for v in range(40):
+        big = Decimal("999.99") - v
+        out = masker.value(STRATEGIES["noise"], {"relative": 0.5}, money, big, str(big))
+        assert -Decimal("999.99") <= out <= Decimal("999.99")
+        n = masker.value(STRATEGIES["noise"], {"relative": 0.5}, small, 32767 - v, str(32767 - v))
+        assert -32767 <= n <= 32767
