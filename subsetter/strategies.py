@@ -251,17 +251,10 @@ class Masker:
             relative = float(options.get("relative", OPTION_DEFAULTS["relative"]))
             noisy = float(value) * (1 + relative * _unit(d))
             if kind == "integer":
-                top = _integer_range(column)
-                return max(-top, min(top, round(noisy)))
+                limit = _integer_range(column)
+                return max(-limit, min(limit, round(noisy)))
             if kind == "decimal":
-                scale = column.type.scale or 0
-                out = decimal.Decimal(noisy).quantize(decimal.Decimal(1).scaleb(-scale))
-                if column.type.precision:  # stay inside NUMERIC(p, s): noise must not overflow
-                    top = decimal.Decimal(10) ** (column.type.precision - scale) - (
-                        decimal.Decimal(1).scaleb(-scale)
-                    )
-                    out = max(-top, min(top, out))
-                return out
+                return _fit_decimal(noisy, column)
             return noisy
         if name == "date_shift":
             days = _shift_days(d, int(options.get("max_days", OPTION_DEFAULTS["max_days"])))
@@ -277,6 +270,17 @@ class Masker:
         if out == value and attempt < MAX_ATTEMPTS:  # a fake must never be the original itself
             return self.value(strategy, options, column, value, text, attempt + 1)
         return out
+
+
+def _fit_decimal(number: float, column: Column) -> decimal.Decimal:
+    """``number`` at the column's scale, inside NUMERIC(p, s): noise must not overflow."""
+    scale = column.type.scale or 0
+    step = decimal.Decimal(1).scaleb(-scale)
+    out = decimal.Decimal(number).quantize(step)
+    if column.type.precision:
+        top = decimal.Decimal(10) ** (column.type.precision - scale) - step
+        out = max(-top, min(top, out))
+    return out
 
 
 def _hash_value(d: bytes, column: Column, options: Mapping[str, Any]) -> Any:
