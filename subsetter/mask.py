@@ -364,9 +364,11 @@ def _failing_as_mask_error(label: str, rule: MaskRule) -> Iterator[None]:
 def _mask_column(m: ColumnMask, masks: MaskPlan, masker: Masker, staging: Staging) -> int:
     rule = m.rule
     if rule.hook is not None:
-        return staging.rewrite_column(
-            m.table, m.column.name, _hook_batch(m, masks.hooks[rule.hook], staging)
-        )
+        masked = {c.column.name for c in masks.columns if c.table == m.table} | {
+            c.column.name for g in masks.groups for c in g.members if c.table == m.table
+        }
+        compute = _hook_batch(m, masks.hooks[rule.hook], staging, masked)
+        return staging.rewrite_column(m.table, m.column.name, compute)
     if rule.json_paths is not None:
         paths = [(_json_path(p, m.label), r) for p, r in rule.json_paths.items()]
         compute = _python_batch(lambda v, s: _mask_json(s, paths, masker, m.label))
@@ -428,52 +430,62 @@ def _mask_group(group: KeyGroup, masker: Masker, staging: Staging, stats: MaskSt
         staging.drop_mapping(mapping)
 
 
-def _hook_batch(m: ColumnMask, hook: Hook, staging: Staging) -> Callable[[list[Row]], list[Any]]:
-    """Call the hook on a batch of rows; errors name the row's key (never its values)."""
+def _hook_batch(
+    m: ColumnMask, hook: Hook, staging: Staging, masked: set[str]
+) -> Callable[[list[Row]], list[Any]]:
+    """Call the hook on a batch of rows; errors name the row's key (never its values).
+
+    ``masked`` are the table's masked columns: a key made of them is personal itself, so such
+    rows (and rows of tables without a key) are named by their position instead.
+    """
     table = staging.table(m.table)
     names = table.column_names
     i = names.index(m.column.name)
-    key = table.identity
+    key = table.identity if table.has_key and not set(table.identity) & masked else ()
+    done = [0]  # rows of earlier batches
 
-    def key_of(row: Row) -> str:
-        return ", ".join(f"{c}={row[names.index(c)]!r}" for c in key)
+    def name_row(row: Row, position: int) -> str:
+        if not key:
+            return f"row {done[0] + position + 1} of {m.table}"
+        return "row " + ", ".join(f"{c}={row[names.index(c)]!r}" for c in key)
 
-    def fail(row: Row | None, exc: Exception) -> MaskError:
-        where = f" on the row {key_of(row)}" if row is not None else ""
-        return MaskError(
-            f"hook {hook.spec} failed masking {m.label}{where}: {type(exc).__name__}. "
-            "Nothing was loaded."
-        )
-
-    def compute(rows: list[Row]) -> list[Any]:
-        contexts = [dict(zip(names, r, strict=True)) for r in rows]
+    def call(rows: list[Row], contexts: list[dict[str, Any]]) -> list[Any]:
         if hook.batch:
             try:
                 out = list(hook.function([r[i] for r in rows], contexts))
             except Exception as exc:
-                raise fail(None, exc) from None
+                raise _hook_error(hook, m, "", exc) from None
             if len(out) != len(rows):
                 raise MaskError(f"hook {hook.spec} returned {len(out)} values for {len(rows)} rows")
-        else:
-            out = []
-            for row, context in zip(rows, contexts, strict=True):
-                if row[i] is None:
-                    out.append(None)
-                    continue
-                try:
-                    out.append(hook.function(row[i], context))
-                except Exception as exc:
-                    raise fail(row, exc) from None
+            return out
+        out = []
+        for n, (row, context) in enumerate(zip(rows, contexts, strict=True)):
+            try:
+                out.append(None if row[i] is None else hook.function(row[i], context))
+            except Exception as exc:
+                raise _hook_error(hook, m, f" on the {name_row(row, n)}", exc) from None
+        return out
+
+    def compute(rows: list[Row]) -> list[Any]:
+        out = call(rows, [dict(zip(names, r, strict=True)) for r in rows])
         if not m.column.nullable:
-            for row, v in zip(rows, out, strict=True):
+            for n, (row, v) in enumerate(zip(rows, out, strict=True)):
                 if v is None:
                     raise MaskError(
                         f"hook {hook.spec} returned None for NOT NULL {m.label} "
-                        f"on the row {key_of(row)}"
+                        f"on the {name_row(row, n)}"
                     )
+        done[0] += len(rows)
         return out
 
     return compute
+
+
+def _hook_error(hook: Hook, m: ColumnMask, where: str, exc: Exception) -> MaskError:
+    return MaskError(
+        f"hook {hook.spec} failed masking {m.label}{where}: {type(exc).__name__}. "
+        "Nothing was loaded."
+    )
 
 
 def _mask_json(

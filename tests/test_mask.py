@@ -211,6 +211,15 @@ def test_hook_error_names_the_row_key_not_the_value_and_batch_hooks_work(
     assert "person.notes" in message and "id=8" in message and "ValueError" in message
     assert "Called" not in message and "cannot handle" not in message
     assert oracle.tables(target) == []
+    # a key that is masked itself is personal: the row is named by its position instead
+    masked_key = make_config(
+        tmp_path,
+        source.url,
+        body.format('person.notes: {hook: "tests.mask_hooks:explode"}\n  person.id: hash'),
+    )
+    with pytest.raises(MaskError, match=r"on the row \d+ of .*person: ValueError") as caught:
+        run_into(masked_key, make_backend("sqlite"))
+    assert "id=" not in str(caught.value)
 
     batch = make_config(
         tmp_path, source.url, body.format('person.notes: {hook: "tests.mask_hooks:stars"}')
