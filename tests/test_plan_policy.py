@@ -5,11 +5,26 @@ Uses the Pagila-like shop catalog of tests/test_plan.py.
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
-from subsetter.errors import ConfigError
-from subsetter.plan import Plan, RelationDecision
-from tests.test_plan import VIRTUAL, edges, names, plan_for, seed_sql, t
+from subsetter.catalog import Catalog, ForeignKey, Table
+from subsetter.config import parse_config
+from subsetter.dialects import Dialect, dialect_for
+from subsetter.errors import ConfigError, PlanError
+from subsetter.plan import CycleLoad, Plan, RelationDecision, build_plan, plan_load
+from tests.test_plan import (
+    DIALECT,
+    VIRTUAL,
+    col,
+    edges,
+    names,
+    plan_for,
+    seed_sql,
+    t,
+    table,
+)
 
 CUSTOMER = "seeds:\n  - table: customer\n    where: customer_id = 1\n"
 
@@ -126,3 +141,59 @@ def test_polymorphic_virtual_key_is_a_condition_on_the_child() -> None:
     (vfk,) = [k for k in plan.upstream if k.virtual]
     assert vfk.condition == "staff_id = 1"
     assert "where staff_id = 1" in plan.explain()
+
+
+# ---------------------------------------------------------------- cycle strategies (plan_load)
+
+PG = dialect_for("postgresql://u@h/db")
+MYSQL = dialect_for("mysql://u@h/db")
+
+
+def ring(*, deferrable: bool, nullable: tuple[str, ...] = ()) -> tuple[Plan, Catalog]:
+    """a -> b -> c -> a, NOT NULL unless named in ``nullable``."""
+    names = ("a", "b", "c")
+    tables = [table(n, col("id"), col("next_id", nullable=n in nullable)) for n in names]
+    fks = tuple(
+        ForeignKey(
+            t(n), ("next_id",), t(names[(i + 1) % 3]), ("id",), f"fk_{n}", deferrable=deferrable
+        )
+        for i, n in enumerate(names)
+    )
+    catalog = Catalog({tb.ref: tb for tb in tables}, fks, None, "postgresql")
+    cfg = parse_config("source:\n  url: sqlite:///x.db\nseeds:\n  - table: a\n", None, {})
+    return build_plan(catalog, cfg, DIALECT), catalog
+
+
+def strategy(plan: Plan, catalog: Catalog, dialect: Dialect, **kw: Any) -> CycleLoad:
+    how = plan_load(plan, catalog.foreign_keys, catalog.tables, dialect, "truncate", **kw)
+    (cycle,) = how.cycles
+    return cycle
+
+
+def test_cycle_strategy_is_the_first_that_works() -> None:
+    plan, cat = ring(deferrable=True)
+    assert strategy(plan, cat, PG).strategy == "deferred"
+    # MariaDB cannot defer: the same ring has no way in
+    with pytest.raises(PlanError, match=r"cycle a <-> b <-> c cannot be loaded") as err:
+        strategy(plan, cat, MYSQL)
+    assert "a(next_id) -> b(id) (fk_a)" in str(err.value)
+    assert strategy(plan, cat, MYSQL, allow_disabling_fk_checks=True).strategy == (
+        "checks_disabled"
+    )
+    plan, cat = ring(deferrable=False, nullable=("b",))
+    cycle = strategy(plan, cat, MYSQL)
+    assert cycle.strategy == "null_then_update"
+    assert [str(fk.child) for fk in cycle.nulled] == ["b"]
+    how = plan_load(plan, cat.foreign_keys, cat.tables, MYSQL, "truncate")
+    # b goes in first (its key to c is NULL for now), then a (points at b), then c (at a)
+    assert [r.name for r in how.order] == ["b", "a", "c"]
+    assert strategy(plan, cat, DIALECT).strategy == "unenforced"  # SQLite
+    created = plan_load(plan, cat.foreign_keys, cat.tables, MYSQL, "create")
+    assert {c.strategy for c in created.cycles} == {"after_load"}
+
+
+def test_update_on_conflict_needs_a_key() -> None:
+    plan, cat = ring(deferrable=True)
+    keyless = {ref: Table(ref, tb.columns) for ref, tb in cat.tables.items()}
+    with pytest.raises(PlanError, match="on_conflict: update needs a primary or unique key"):
+        plan_load(plan, cat.foreign_keys, keyless, PG, "append", "update")

@@ -228,7 +228,7 @@ class PostgresDialect(SQLAlchemyReflection):
         limit: int,
     ) -> str:
         # LATERAL runs one LIMIT query per key, which an index on (key, order) answers by
-        # reading only the rows kept: 0.04 ms instead of 56 ms for a window over 100,000
+        # reading only the rows kept: 0.1 ms instead of 47 ms for a window over the 100,000
         # children of one parent (bench/fanout_limit.py).
         casts = [f"::{self._array_type(t)}" for t in types] if types else [""] * len(columns)
         names = [f"subsetter_k{i}" for i in range(len(columns))]
