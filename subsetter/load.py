@@ -428,7 +428,7 @@ def _copy_rows(
                 )
                 for row in rows
             ]
-        if on_conflict == "error":
+        if on_conflict == "error" or not key:  # without a key nothing can conflict
             dialect.insert_rows(conn, target.ref, columns, rows)
         else:
             dialect.insert_rows_on_conflict(conn, target.ref, columns, key, rows, on_conflict)

@@ -411,6 +411,12 @@ def plan_load(
                 f"on_conflict: update needs a primary or unique key to match rows on, and "
                 f"table(s) {', '.join(keyless)} have none in the target; use skip or error"
             )
+    if mode == "truncate" and not dialect.can_empty_referenced_tables and foreign_keys:
+        raise PlanError(
+            f"{dialect.label} cannot empty tables that other tables reference inside one "
+            f"transaction (its foreign-key limitation), and the target's foreign key "
+            f"{foreign_keys[0]} joins two of the subset's tables; use mode replace or append"
+        )
     graph = FkGraph(plan.tables, foreign_keys)
     loads = [
         _cycle_load(c, graph, tables, dialect, allow_disabling_fk_checks) for c in graph.cycles()
@@ -457,13 +463,16 @@ def _cycle_load(
         why = f"{len(deferred)} of its {len(edges)} keys are DEFERRABLE: checked at commit"
         return CycleLoad(component, "deferred", why, deferred=tuple(deferred))
 
-    def can_null(fk: ForeignKey) -> bool:
-        child = tables[fk.child]
-        settable = all(child.column(c).nullable for c in fk.columns)
-        # The UPDATE finds each row by its key, so the row needs one.
-        return settable and child.has_key and set(child.identity) <= set(child.column_names)
+    def nullable(fk: ForeignKey) -> bool:
+        return all(tables[fk.child].column(c).nullable for c in fk.columns)
 
-    candidates = [fk for fk in rest if can_null(fk)]
+    def keyed(fk: ForeignKey) -> bool:
+        # The UPDATE finds each row by its key, so the row needs one.
+        child = tables[fk.child]
+        return child.has_key and set(child.identity) <= set(child.column_names)
+
+    settable = dialect.can_update_referenced_rows
+    candidates = [fk for fk in rest if settable and nullable(fk) and keyed(fk)]
     for size in range(1, len(candidates) + 1):
         for nulled in combinations(candidates, size):
             if _acyclic(component, [fk for fk in rest if fk not in nulled]):
@@ -478,16 +487,24 @@ def _cycle_load(
     if allow_disabling and dialect.can_disable_fk_checks:
         why = "no nullable or deferrable way in; allow_disabling_fk_checks: true, verified after"
         return CycleLoad(component, "checks_disabled", why)
-    blocking = "; ".join(str(fk) for fk in rest if fk not in candidates)
     names = " <-> ".join(map(str, component))
+    not_null = [fk for fk in rest if not nullable(fk)]
+    problems = []
+    if not_null:
+        problems.append(
+            f"its foreign keys {'; '.join(map(str, not_null))} are NOT NULL and not deferrable"
+        )
+    if settable and any(nullable(fk) and not keyed(fk) for fk in rest):
+        problems.append("a table of its nullable keys has no key to UPDATE rows by")
+    if not settable:
+        problems.append(f"{dialect.label} cannot UPDATE a row that other rows reference")
     hint = (
-        "set allow_disabling_fk_checks: true on the target"
+        ", or set allow_disabling_fk_checks: true on the target"
         if dialect.can_disable_fk_checks
-        else f"{dialect.label} cannot turn its checks off"
+        else f" ({dialect.label} cannot turn its checks off)"
     )
     raise PlanError(
-        f"cycle {names} cannot be loaded into the existing tables: its foreign keys {blocking} "
-        f"are NOT NULL (or on a table without a key) and not deferrable, so no insertion order "
-        f"satisfies them. Make one of them nullable or DEFERRABLE in the target, load with "
-        f"mode create or replace, or {hint}. Nothing was loaded."
+        f"cycle {names} cannot be loaded into the existing tables: {', and '.join(problems)}, "
+        f"so no insertion order satisfies it. Make one of its keys nullable or DEFERRABLE in "
+        f"the target, or load with mode create or replace{hint}. Nothing was loaded."
     )

@@ -237,3 +237,45 @@ def test_truncate_and_append_on_the_nasty_schemas(
                                                   if t != "event_log"])  # fmt: skip
     finally:
         gen.close()
+
+
+def test_duckdb_appends_and_names_what_it_cannot_do(
+    make_backend: Callable[[str], Backend], tmp_path: Path
+) -> None:
+    """DuckDB refuses to delete or update rows other rows reference, even in one transaction."""
+    source, target = make_backend("sqlite"), make_backend("duckdb")
+    nasty.build_nasty(source.url)
+    nasty.build_nasty(target.url)
+    body = 'seeds:\n  - table: shipment\n    where: "id <= 12"\n  - table: "order line"\n'
+    config = make_config(tmp_path, source.url, body)
+    with pytest.raises(subsetter.PlanError, match="DuckDB cannot empty tables that other"):
+        run_into(config, target, mode="truncate")
+    result = run_into(config, target, mode="append", on_conflict="skip")
+    assert result.verification is not None and result.verification.ok
+    assert oracle.all_orphans(target) == {}
+    assert_rows_equal(source, target)
+    cyclic = make_config(tmp_path, source.url, "seeds:\n  - table: node\n    where: id = 3\n")
+    with pytest.raises(subsetter.PlanError, match="DuckDB cannot UPDATE a row that other rows"):
+        run_into(cyclic, target, mode="append")
+
+
+def test_schema_drift_is_named_before_any_data_moves(
+    make_backend: Callable[[str], Backend], tmp_path: Path
+) -> None:
+    source, target = make_backend("sqlite"), make_backend("sqlite")
+    build_cycles(source.url, fanout=False)
+    build_cycles(target.url, fanout=False)
+    config = make_config(tmp_path, source.url, 'seeds:\n  - table: post\n    where: "id = 1"\n')
+    # a column only the target has takes its default
+    target.execute("ALTER TABLE post ADD COLUMN views INTEGER NOT NULL DEFAULT 7")
+    result = run_into(config, target, mode="truncate")
+    assert result.verification is not None and result.verification.ok
+    assert target.query("SELECT id, views FROM post") == [(1, 7)]
+    target.execute("ALTER TABLE post DROP COLUMN title")
+    with pytest.raises(subsetter.TargetError, match="table post has no column title, which the"):
+        run_into(config, target, mode="append")
+    with pytest.raises(subsetter.TargetError, match="has no table photo"):
+        target.execute("DROP TABLE photo")
+        photos = make_config(tmp_path, source.url, "seeds:\n  - table: photo\n")
+        run_into(photos, target, mode="truncate")
+    assert target.query("SELECT id, views FROM post") == [(1, 7)]

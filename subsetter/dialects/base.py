@@ -97,6 +97,10 @@ class Dialect:
     """Foreign-key checks can be turned off for one load (``disable_fk_checks``)."""
     truncates_together: ClassVar[bool] = False
     """``empty_tables`` empties all tables in one statement, whatever keys join them."""
+    can_update_referenced_rows: ClassVar[bool] = True
+    """A row other rows reference can be updated (its key columns kept) in a transaction."""
+    can_empty_referenced_tables: ClassVar[bool] = True
+    """Rows other rows referenced can be deleted once those are deleted, in one transaction."""
 
     def __init__(self, url: URL) -> None:
         self.url = url

@@ -71,6 +71,12 @@ class DuckDBDialect(Dialect):
     # DuckDB checks foreign keys on every insert and cannot declare cycles: subsetter's own
     # verification stands in for them.
     declares_foreign_keys = False
+    # Existing DuckDB tables with foreign keys (made by someone else): DuckDB rewrites an
+    # UPDATE as delete + insert and checks a delete against the rows as they were when the
+    # transaction began, so it refuses both on rows other rows reference (its documented
+    # foreign-key limitations).
+    can_update_referenced_rows = False
+    can_empty_referenced_tables = False
     param = "?"
     max_keys_per_query = 5000
     type_names = _CROSS_ENGINE_TYPES
