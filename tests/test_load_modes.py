@@ -279,3 +279,33 @@ def test_schema_drift_is_named_before_any_data_moves(
         photos = make_config(tmp_path, source.url, "seeds:\n  - table: photo\n")
         run_into(photos, target, mode="truncate")
     assert target.query("SELECT id, views FROM post") == [(1, 7)]
+
+
+def test_depth_follow_and_seed_number_on_rows(
+    make_backend: Callable[[str], Backend], tmp_path: Path
+) -> None:
+    """max_depth counts per row, follow: false stops a relation, seed: N picks another sample."""
+    source = make_backend("sqlite")
+    nasty.build_nasty(source.url)
+    children = {r[0] for r in source.query("SELECT id FROM node WHERE parent_id = 1")}
+    by_root = "relations:\n  - {child: node, parent: node, columns: [root_id], follow: false}\n"
+    deep = "seeds:\n  - table: node\n    where: id = 1\nmax_depth: 1\n" + by_root
+    target = make_backend("sqlite")
+    run_into(make_config(tmp_path, source.url, deep), target)
+    assert ids(target, "node") == {1} | children  # the root and one step down, no grandchildren
+    stop = deep.replace("max_depth: 1\n", "") + (
+        "  - {child: node, parent: node, columns: [parent_id], follow: false}\n"
+        "  - {child: event_log, parent: node, follow: false}\n"
+    )
+    target = make_backend("sqlite")
+    result = run_into(make_config(tmp_path, source.url, stop), target)
+    assert ids(target, "node") == {1} and "event_log" not in result.rows
+
+    def sample(seed: int) -> set[object]:
+        body = f"seeds:\n  - table: shipment\n    percent: 50\n    seed: {seed}\n"
+        db = make_backend("sqlite")
+        run_into(make_config(tmp_path, source.url, body), db)
+        return ids(db, "shipment")
+
+    one, two = sample(1), sample(2)
+    assert one != two and one == sample(1) and 10 < len(one) < 50
