@@ -2,16 +2,17 @@
 
 Input: the source URL. It reflects the schema, sizes each table cheaply (statistics, bounded
 counts) and suggests: small lookup tables (no parents, few rows, referenced by others) as
-passthrough; a seed on the table with the most child tables; masks for personal-looking
-columns, when a detector is given. Output: YAML text where every suggestion says why, and every
-table of the source is listed, so a reviewer sees what was left out.
+passthrough; a seed on the table with the most child tables; masks for the columns that
+``audit.detect_personal`` finds personal (by name and sampled values). Output: YAML text
+where every suggestion says why, and every table of the source is listed, so a reviewer sees
+what was left out.
 """
 
 from __future__ import annotations
 
 import datetime
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,9 +26,6 @@ LOOKUP_SHARE = 0.05
 """...when they are this small next to their largest child table, or at most TINY_ROWS."""
 TINY_ROWS = 100
 SEED_LIMIT = 100
-
-MaskSuggester = Callable[[Catalog, Dialect, object], Mapping[str, str]]
-"""Given the catalog, the dialect and an open connection: ``table.column`` -> mask strategy."""
 
 
 @dataclass(frozen=True)
@@ -69,19 +67,21 @@ def suggest(
 
 def starter_config(
     dialect: Dialect,
+    catalog: Catalog,
     schemas: list[str] | None,
     out_dir: Path,
-    masks: MaskSuggester | None = None,
+    masks: Mapping[str, str],
 ) -> str:
-    """Reflect the source behind ``dialect`` and return a commented starter config (YAML)."""
-    catalog = dialect.reflect(schemas)
+    """A commented starter config (YAML) for the source behind ``dialect``.
+
+    ``masks`` maps ``table.column`` to a suggested strategy (``audit.suggest_masks``).
+    """
     conn = dialect.connect(read_only=True)
     try:
         sizes = source_sizes(sorted(catalog.tables), catalog, dialect, conn)
-        found = masks(catalog, dialect, conn) if masks else {}
     finally:
         conn.close()
-    return render_starter(suggest(catalog, sizes, found), dialect, schemas, out_dir)
+    return render_starter(suggest(catalog, sizes, masks), dialect, schemas, out_dir)
 
 
 def render_starter(
@@ -143,7 +143,7 @@ def render_starter(
             "mask_key: ${SUBSET_MASK_KEY:-}",
             "masks:",
         ]
-        lines += [f"  {column}: {rule}" for column, rule in sorted(s.masks.items())]
+        lines += [f"  {column}: {_strategy(rule)}" for column, rule in sorted(s.masks.items())]
     lines += ["", "# Every table in the source: rows, and the tables referencing it."]
     for ref in sorted(s.catalog.tables):
         size = s.sizes[ref]
@@ -151,6 +151,11 @@ def render_starter(
         referencing = ", ".join(sorted(str(c) for c in s.children[ref])) or "-"
         lines.append(f"#   {ref}: {rows}; children: {referencing}")
     return "\n".join(lines) + "\n"
+
+
+def _strategy(rule: str) -> str:
+    """A strategy name as YAML: ``null`` would read as no value, so it takes the long form."""
+    return f'{{strategy: "{rule}"}}' if rule in {"null", "true", "false"} else rule
 
 
 def _source_url(dialect: Dialect, out_dir: Path) -> tuple[str, str]:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from subsetter.audit import SAMPLE_ROWS, AuditResult, Samples, audit_config
+from subsetter.audit import SAMPLE_ROWS, AuditResult, Samples, audit_config, suggest_masks
 from subsetter.budget import budget_warnings, check_budget
 from subsetter.catalog import Catalog, TableRef
 from subsetter.config import Config, LoadMode, OnConflict, resolve_file_url
@@ -343,7 +343,9 @@ def init_config(
     """A commented starter config for ``source_url`` (``subset init``); file paths relative
     to ``out_dir``, where the config will be written."""
     dialect = dialect_for(resolve_file_url(source_url, Path.cwd()), "--source")
-    return starter_config(dialect, schemas, Path(out_dir))
+    catalog = dialect.reflect(schemas)
+    masks = suggest_masks(catalog, sample_source(dialect, catalog))
+    return starter_config(dialect, catalog, schemas, Path(out_dir), masks)
 
 
 def type_mapping(config: Config, options: RunOptions, plan: Plan, catalog: Catalog) -> list[str]:
@@ -528,6 +530,12 @@ def audit(config: Config, sample_rows: int = SAMPLE_ROWS) -> AuditResult:
     """
     dialect = source_dialect(config)
     catalog = reflect_source(dialect, config)
+    samples = sample_source(dialect, catalog, sample_rows)
+    return audit_config(config, catalog, samples, dialect.describe(), sample_rows)
+
+
+def sample_source(dialect: Dialect, catalog: Catalog, sample_rows: int = SAMPLE_ROWS) -> Samples:
+    """At most ``sample_rows`` rows of every table, for the personal-data detector."""
     conn = dialect.connect(read_only=True)
     samples: dict[TableRef, dict[str, list[Any]]] = {}
     try:
@@ -546,5 +554,4 @@ def audit(config: Config, sample_rows: int = SAMPLE_ROWS) -> AuditResult:
         ) from None
     finally:
         _close(conn)
-    found: Samples = samples
-    return audit_config(config, catalog, found, dialect.describe(), sample_rows)
+    return samples

@@ -10,9 +10,11 @@ must build with ``mkdocs build --strict``.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
+import sqlite3
 import subprocess
 import sys
 import time
@@ -21,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import jsonschema
 import pytest
 import yaml
 
@@ -95,7 +98,13 @@ def sh(
         capture_output=True,
         text=True,
         timeout=180,
-        env={**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}", "CI": "true", **(env or {})},
+        env={
+            **os.environ,
+            "PATH": f"{BIN}:{os.environ['PATH']}",
+            "CI": "true",
+            "SUBSET_MASK_KEY": "docs-test-key",  # the quickstart exports one
+            **(env or {}),
+        },
     )
 
 
@@ -170,10 +179,20 @@ def test_every_example_config_in_the_docs_is_valid() -> None:
 def test_every_subset_command_in_the_docs_runs(tmp_path: Path) -> None:
     ran: list[str] = []
     quickstart = DOCS / "quickstart.md"
+    assert "export SUBSET_MASK_KEY=" in quickstart.read_text()
     ran += run_page(quickstart, sandbox(tmp_path / "quickstart"))
     folder = tmp_path / "quickstart"
-    assert (folder / "report.json").exists() and (folder / "subset.sqlite").exists()
+    report = json.loads((folder / "report.json").read_text())
+    schema = json.loads((DOCS / "report.schema.json").read_text())
+    jsonschema.validate(report, schema)
+    assert report["masked"]["customer.email"] == "email", "the report lists masked columns"
     assert "flowchart LR" in (folder / "graph.mmd").read_text()
+    conn = sqlite3.connect(folder / "subset.sqlite")
+    emails = {r[0] for r in conn.execute("SELECT email FROM customer")}
+    conn.close()
+    source = sqlite3.connect(DEMO_SOURCE)
+    assert emails and not emails & {r[0] for r in source.execute("SELECT email FROM customer")}
+    source.close()
     # Other pages run against the quickstart's config, named prod.yml like theirs.
     config = next(b.body for b in blocks(quickstart) if b.file == "prod.yml")
     for page in PAGES:
@@ -198,6 +217,7 @@ def test_the_pytest_fixture_example_runs(tmp_path: Path) -> None:
     done = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(folder)],
         cwd=folder, capture_output=True, text=True, timeout=180,
+        env={**os.environ, "SUBSET_MASK_KEY": "docs-test-key"},
     )  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
     assert "1 passed" in done.stdout
@@ -246,4 +266,7 @@ def test_recipe_steps_run_against_postgres(
         for command in steps:
             done = sh(command.split(" && ")[0], folder, env)
             assert done.returncode == 0, f"{command}\n{done.stderr}"
-    assert target.query("SELECT COUNT(*) FROM customer")[0][0] > 0
+    emails = {r[0] for r in target.query("SELECT email FROM customer")}
+    source = sqlite3.connect(DEMO_SOURCE)
+    assert emails and not emails & {r[0] for r in source.execute("SELECT email FROM customer")}
+    source.close()

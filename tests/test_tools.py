@@ -160,8 +160,18 @@ def test_init_writes_a_config_that_plans_and_runs(tmp_path: Path) -> None:
     assert config.passthrough == ("category", "employee"), "small lookups"
     for table in ("address", "order_item", "orders", "payment", "product"):
         assert f"#   {table}: " in text, "every table is listed"
-    run = invoke("run", str(out), "--target", "staging", "-q")
+    assert "  customer.email: email\n" in text, "personal columns get a mask"
+    assert config.masks, "the suggested masks are valid config"
+    run = CliRunner(env={"SUBSET_MASK_KEY": "k"}).invoke(
+        app, ["run", str(out), "--target", "staging", "-q"]
+    )
     assert run.exit_code == 0, run.stderr
+    conn = sqlite3.connect(tmp_path / "subset.sqlite")
+    emails = {r[0] for r in conn.execute("SELECT email FROM customer")}
+    conn.close()
+    source = sqlite3.connect(DEMO_SOURCE)
+    assert not emails & {r[0] for r in source.execute("SELECT email FROM customer")}
+    source.close()
     assert (tmp_path / "subset.sqlite").exists()
     again = invoke("init", "--source", f"sqlite:///{DEMO_SOURCE}", "--out", str(out))
     assert again.exit_code == 1 and "--force" in again.stderr
