@@ -6,12 +6,14 @@ dialect boundary, so the CLI can print one clear line and exit 1 without a trace
     SubsetterError
     ├── ConfigError          the YAML file is malformed or names something that does not exist
     ├── ConnectionFailed     a server is unreachable or refused the credentials
+    ├── StagingError         the staging file cannot be written (disk full, file size limit, ...)
     ├── UnsupportedError     an engine or a type this version cannot handle
     ├── PlanError            no subset satisfies the config (a NOT NULL FK into an excluded table)
     ├── SourceError          a query on the source failed (e.g. a seed's WHERE is invalid SQL)
     ├── MaskError            masking failed on the data (a hook raised, a unique column collided)
     ├── TargetError          the target cannot take the subset (same as source, tables exist, ...)
-    │   └── LoadError        writing rows or constraints into the target failed
+    │   ├── LoadError        writing rows or constraints into the target failed
+    │   └── ConfirmationNeeded  a destructive step needs --yes (the target holds other tables)
     ├── IntegrityError       the loaded target has orphan rows (exit code 3)
     └── BudgetError          the staged subset exceeds the config's budget (exit code 4)
 
@@ -23,9 +25,17 @@ from __future__ import annotations
 
 
 class SubsetterError(Exception):
-    """Base of every error subsetter raises on purpose."""
+    """Base of every error subsetter raises on purpose.
+
+    ``transient`` is true when trying again may work (a connection slot was full, the network
+    dropped, the server restarted); the pipeline retries such failures a bounded number of times.
+    """
 
     exit_code = 1
+
+    def __init__(self, message: str = "", *, transient: bool = False) -> None:
+        super().__init__(message)
+        self.transient = transient
 
 
 class ConfigError(SubsetterError):
@@ -34,6 +44,10 @@ class ConfigError(SubsetterError):
 
 class ConnectionFailed(SubsetterError):
     """A database could not be reached or refused the credentials."""
+
+
+class StagingError(SubsetterError):
+    """The DuckDB staging file could not be written or read (its disk is full, ...)."""
 
 
 class UnsupportedError(SubsetterError):
@@ -58,6 +72,10 @@ class TargetError(SubsetterError):
 
 class LoadError(TargetError):
     """Writing rows, constraints or indexes into the target failed."""
+
+
+class ConfirmationNeeded(TargetError):
+    """A destructive step on a target that holds tables the config does not name needs --yes."""
 
 
 class IntegrityError(SubsetterError):

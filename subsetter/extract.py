@@ -142,7 +142,8 @@ class _SourceReader:
             if not self.dialect.is_driver_error(exc):
                 raise
             raise SourceError(
-                f"{what} failed on the source: {self.dialect.wrap_error(exc)}\n  SQL: {sql[:500]}"
+                f"{what} failed on the source: {self.dialect.wrap_error(exc)}\n  SQL: {sql[:500]}",
+                transient=self.dialect.is_transient(exc),
             ) from None
         return added
 

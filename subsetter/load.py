@@ -221,12 +221,23 @@ def load(
         conn.commit()
         return stats, result
     except BaseException as exc:
-        _undo(dialect, conn, created)
-        if isinstance(exc, SubsetterError) or not dialect.is_driver_error(exc):
+        left = _undo(dialect, conn, created)
+        kept = ""
+        if left:
+            names = ", ".join(str(r) for r in left)
+            kept = f"; the partly loaded table(s) {names} could not be dropped: drop them by hand"
+        if isinstance(exc, SubsetterError):
+            exc.args = (f"{exc}{kept}",) if kept else exc.args
+            raise
+        if not dialect.is_driver_error(exc):
             raise
         table = f" table {loading}" if loading else ""
+        transient = dialect.is_transient(exc)
+        what = "lost its connection" if transient else "failed"
         raise LoadError(
-            f"loading{table} into {dialect.describe()} failed: {dialect.wrap_error(exc)}"
+            f"loading{table} into {dialect.describe()} {what}: {dialect.wrap_error(exc)}"
+            + (kept or "; nothing was committed"),
+            transient=transient and not left,
         ) from None
 
 
@@ -297,9 +308,12 @@ def _load_existing(
         if isinstance(exc, SubsetterError) or not dialect.is_driver_error(exc):
             raise
         table = f" table {loading}" if loading else ""
+        transient = dialect.is_transient(exc)
+        what = "lost its connection" if transient else "failed"
         raise LoadError(
-            f"loading{table} into {dialect.describe()} (mode {how.mode}) failed: "
-            f"{dialect.wrap_error(exc)}; nothing was changed"
+            f"loading{table} into {dialect.describe()} (mode {how.mode}) {what}: "
+            f"{dialect.wrap_error(exc)}; nothing was changed",
+            transient=transient,
         ) from None
 
 
@@ -327,13 +341,33 @@ def _set_nulled(
             dialect.update_rows(conn, target.ref, key, columns, values)
 
 
-def _undo(dialect: Dialect, conn: Any, created: list[TableRef]) -> None:
+def _undo(dialect: Dialect, conn: Any, created: list[TableRef]) -> list[TableRef]:
+    """Roll back; where DDL is not transactional, drop the tables this run created.
+
+    The connection may be what failed (killed, network gone): the drops then go through a new
+    one. Returns the tables that could not be dropped, for the error message.
+    """
     with contextlib.suppress(Exception):
         conn.rollback()
-    if not dialect.transactional_ddl:
-        for ref in reversed(created):
-            with contextlib.suppress(Exception):
-                dialect.execute(conn, dialect.drop_table_sql(ref))
+    if dialect.transactional_ddl or not created:
+        return []
+    fresh = None
+    if not dialect.is_alive(conn):
+        try:
+            conn = fresh = dialect.connect_retrying()
+            dialect.begin_load(conn)  # the same session settings (MySQL: no FK checks on DROP)
+        except Exception:
+            return list(created)
+    left = []
+    for ref in reversed(created):
+        try:
+            dialect.execute(conn, dialect.drop_table_sql(ref))
+        except Exception:
+            left.append(ref)
+    if fresh is not None:
+        with contextlib.suppress(Exception):
+            fresh.close()
+    return left
 
 
 def _drop(

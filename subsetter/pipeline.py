@@ -21,13 +21,15 @@ from subsetter.catalog import Catalog, TableRef
 from subsetter.config import Config, LoadMode, OnConflict, resolve_file_url
 from subsetter.diagram import render_diagram
 from subsetter.dialects import Dialect, dialect_for
+from subsetter.dialects.base import retry_transient
 from subsetter.errors import ConfigError, SourceError, SubsetterError, TargetError
 from subsetter.estimate import Estimates, row_bytes
 from subsetter.estimate import estimate as estimate_sizes
 from subsetter.explain import Step, explain_row
-from subsetter.extract import extract
+from subsetter.extract import ExtractStats, extract
 from subsetter.init import starter_config
 from subsetter.load import (
+    LoadStats,
     TargetTable,
     check_target_free,
     existing_schema,
@@ -388,7 +390,12 @@ def _refuse_staging_over(
 
 
 def run(config: Config, options: RunOptions, reporter: Reporter | None = None) -> RunResult:
-    """Cut the subset the config describes and load it into the chosen target."""
+    """Cut the subset the config describes and load it into the chosen target.
+
+    A transient failure (a lost connection) while extracting starts the extraction again from
+    a new snapshot; while loading, it loads the staged rows again through a new connection.
+    Both are retried ``retry_delays`` times, and each retry is reported.
+    """
     reporter = reporter or NullReporter()
     started_at = _now()
     seconds: dict[str, float] = {}
@@ -397,13 +404,41 @@ def run(config: Config, options: RunOptions, reporter: Reporter | None = None) -
     policy = target_policy(config, options)
     # Before the target connection: a DuckDB file takes one connection configuration at a time.
     target_catalog = _reflect_target(tgt, policy)
-    source_conn = src.connect(read_only=True)
+    src.notify = tgt.notify = reporter.warning
+    source_conn = src.connect_retrying(read_only=True)
     target_conn: Any = None
     staging: Staging | None = None
+    finished = False
+
+    def extract_once(attempt: int) -> tuple[ExtractStats, dict[Any, float]]:
+        nonlocal source_conn, staging
+        if attempt > 1:  # a snapshot cannot be resumed: start again from a new one
+            _close(source_conn)
+            if staging is not None:
+                staging.close(discard=True)
+            source_conn = src.connect_retrying(read_only=True)
+        staging = Staging(options.keep_staging, options.batch_size)
+        _begin_snapshot(src, source_conn)
+        stats = extract(plan, catalog, src, source_conn, staging, reporter)
+        per_row = _bytes_per_row(plan, catalog, src, source_conn)
+        _check_budget(config, catalog, plan, staging, per_row)
+        return stats, per_row
+
+    def load_once(attempt: int) -> tuple[LoadStats, VerifyResult]:
+        nonlocal target_conn
+        assert staging is not None
+        if attempt > 1 or not tgt.is_alive(target_conn):
+            _close(target_conn)  # closed by the server while the source was read, or lost
+            target_conn = tgt.connect_retrying()
+        return load(
+            plan, tables, staging, tgt, target_conn, reporter,
+            replace=replacing, source_dialect=catalog.dialect,
+        )  # fmt: skip
+
     try:
         # A dry run against a database file that does not exist yet must not create it.
         if not (options.dry_run and not tgt.exists()):
-            target_conn = tgt.connect()
+            target_conn = tgt.connect_retrying()
             refuse_same_database(src, source_conn, tgt, target_conn)
             if options.keep_staging:
                 _refuse_staging_over(options.keep_staging, src, source_conn, tgt, target_conn)
@@ -435,12 +470,10 @@ def run(config: Config, options: RunOptions, reporter: Reporter | None = None) -
         if options.dry_run:
             result.seconds = seconds
             return result
-        staging = Staging(options.keep_staging, options.batch_size)
         with _timed(seconds, "extract", reporter):
-            src.begin_snapshot(source_conn)
-            stats = extract(plan, catalog, src, source_conn, staging, reporter)
-            per_row = _bytes_per_row(plan, catalog, src, source_conn)
-            _check_budget(config, catalog, plan, staging, per_row)
+            stats, per_row = retry_transient(
+                src.retry_delays, reporter.warning, "extracting again", extract_once
+            )
         _close(source_conn)
         result.warnings += stats.warnings
         for warning in stats.warnings:
@@ -449,10 +482,9 @@ def run(config: Config, options: RunOptions, reporter: Reporter | None = None) -
             with _timed(seconds, "mask", reporter):
                 mask(masks, staging, reporter)
         with _timed(seconds, "load", reporter):
-            loaded, verification = load(
-                plan, tables, staging, tgt, target_conn, reporter,
-                replace=replacing, source_dialect=catalog.dialect,
-            )  # fmt: skip
+            loaded, verification = retry_transient(
+                tgt.retry_delays, reporter.warning, "loading again", load_once
+            )
         result.rows = {str(tables[ref].ref): n for ref, n in loaded.rows.items()}
         result.table_seconds = {str(tables[ref].ref): s for ref, s in loaded.seconds.items()}
         result.table_bytes = {
@@ -462,13 +494,14 @@ def run(config: Config, options: RunOptions, reporter: Reporter | None = None) -
         result.rounds, result.queries = stats.rounds, stats.queries
         result.seconds = seconds
         result.finished_at = _now()
+        finished = True
         return result
     finally:
         _close(source_conn)
         if target_conn is not None:
             _close(target_conn)
         if staging is not None:
-            staging.close()
+            staging.close(discard=not finished)
 
 
 def _bytes_per_row(plan: Plan, catalog: Catalog, src: Dialect, conn: Any) -> dict[Any, float]:
@@ -500,12 +533,24 @@ def _check_budget(
     check_budget(config, catalog, plan, rows, per_row)
 
 
+def _begin_snapshot(src: Dialect, conn: Any) -> None:
+    try:
+        src.begin_snapshot(conn)
+    except Exception as exc:
+        if not src.is_driver_error(exc):
+            raise
+        raise SourceError(
+            f"starting the read snapshot on {src.describe()} failed: {src.wrap_error(exc)}",
+            transient=src.is_transient(exc),
+        ) from None
+
+
 def verify(config: Config, options: RunOptions) -> VerifyResult:
     """Check an already loaded target: every foreign key of the subset's tables resolves."""
     plan, catalog = plan_subset(config)
     tgt = target_dialect(config, options)
     tables = map_tables(plan, catalog, tgt)
-    conn = tgt.connect(read_only=True)  # verifying never creates or changes the target
+    conn = tgt.connect_retrying(read_only=True)  # verifying never creates or changes the target
     try:
         present = set(tgt.existing_tables(conn, [t.ref for t in tables.values()]))
         checks = [c for c in fk_checks(plan, tables) if c.child in present and c.parent in present]

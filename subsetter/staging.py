@@ -24,7 +24,7 @@ import duckdb
 import pyarrow as pa
 
 from subsetter.catalog import ColumnType, ForeignKey, Table, TableRef
-from subsetter.errors import ConfigError, SourceError
+from subsetter.errors import ConfigError, SourceError, StagingError
 
 Row = tuple[Any, ...]
 Converter = Callable[[Any], Any]
@@ -118,11 +118,33 @@ class Staging:
 
     # ------------------------------------------------------------------ lifecycle
 
-    def close(self) -> None:
-        """Close the file; remove it unless it was asked to be kept."""
+    @contextlib.contextmanager
+    def _guard(self) -> Iterator[None]:
+        """Turn a DuckDB failure (a full disk, a file size limit) into one clear StagingError."""
+        try:
+            yield
+        except (duckdb.Error, OSError) as exc:
+            text = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            where = f"file {self.path}" if self.path else f"spill folder {self._spill}"
+            raise StagingError(
+                f"writing the staging {where} failed: {text}. Is the disk full? Staging spills "
+                "to the temporary folder (TMPDIR) or writes where --keep-staging says; make "
+                "room there, or point it at a disk with space"
+            ) from None
+
+    def close(self, discard: bool = False) -> None:
+        """Close the store and remove its spill space; ``discard`` removes a kept file too.
+
+        A run that fails discards even a --keep-staging file: it would hold a partial subset
+        (or a file a full disk cut short) that nobody should mistake for the real one.
+        """
         with contextlib.suppress(Exception):
             self.conn.close()
         shutil.rmtree(self._spill, ignore_errors=True)
+        if discard and self.path is not None:
+            for suffix in ("", ".wal"):
+                with contextlib.suppress(OSError):
+                    Path(f"{self.path}{suffix}").unlink()
 
     # ------------------------------------------------------------------ tables
 
@@ -135,6 +157,10 @@ class Staging:
                 StagedColumn(s.sql_type, s.arrow_type, _chain(conv, s.to_staging))
                 for s, conv in zip(staged, converters, strict=True)
             ]
+        with self._guard():
+            self._create(name, table, staged)
+
+    def _create(self, name: str, table: Table, staged: list[StagedColumn]) -> None:
         cols = ", ".join(f"c{i} {s.sql_type}" for i, s in enumerate(staged))
         self.conn.execute(
             f"CREATE TABLE {name} ({cols}, _gen INTEGER, _dgen INTEGER, _fetch INTEGER, "
@@ -201,15 +227,16 @@ class Staging:
             select, seen = f"SELECT DISTINCT ON ({', '.join('b.' + k for k in keys)})", match
         else:
             select, seen = "SELECT", f"{match} AND s._fetch <> {fetch}"
-        inserted = self.conn.execute(
-            f"INSERT INTO {name} {select} {all_cols}, {gen}, {dgen}, {fetch}, {ddepth} "
-            f"FROM batch b WHERE NOT EXISTS (SELECT 1 FROM {name} s WHERE {seen})"
-        ).fetchone()
-        if down:
-            self.conn.execute(
-                f"UPDATE {name} s SET _dgen = {gen}, _depth = {ddepth} FROM batch b "
-                f"WHERE s._dgen IS NULL AND {match}"
-            )
+        with self._guard():
+            inserted = self.conn.execute(
+                f"INSERT INTO {name} {select} {all_cols}, {gen}, {dgen}, {fetch}, {ddepth} "
+                f"FROM batch b WHERE NOT EXISTS (SELECT 1 FROM {name} s WHERE {seen})"
+            ).fetchone()
+            if down:
+                self.conn.execute(
+                    f"UPDATE {name} s SET _dgen = {gen}, _depth = {ddepth} FROM batch b "
+                    f"WHERE s._dgen IS NULL AND {match}"
+                )
         return int(inserted[0]) if inserted else 0
 
     def _to_arrow(self, table: Table, staged: list[StagedColumn], rows: list[Row]) -> pa.Table:
@@ -239,7 +266,8 @@ class Staging:
             f"SELECT {i}, bool_or(_gen = {gen}), bool_or(_dgen = {gen}) FROM {name}"
             for i, (name, _, _) in enumerate(self._tables.values())
         )
-        flags = self.conn.execute(sql).fetchall()
+        with self._guard():
+            flags = self.conn.execute(sql).fetchall()
         added = [refs[i] for i, a, _ in sorted(flags) if a]
         down = [refs[i] for i, _, d in sorted(flags) if d]
         return added, down
@@ -315,19 +343,20 @@ class Staging:
         # A cursor of its own: the caller writes to staging while these batches stream.
         cursor = self.conn.cursor()
         try:
-            pending: list[pa.RecordBatch] = []
-            count = 0
-            for batch in cursor.sql(sql).to_arrow_reader(size):
-                while batch.num_rows:
-                    take = batch.slice(0, size - count)
-                    pending.append(take)
-                    count += take.num_rows
-                    batch = batch.slice(take.num_rows)
-                    if count == size:
-                        yield pa.Table.from_batches(pending).combine_chunks().to_batches()[0]
-                        pending, count = [], 0
-            if count:
-                yield pa.Table.from_batches(pending).combine_chunks().to_batches()[0]
+            with self._guard():
+                pending: list[pa.RecordBatch] = []
+                count = 0
+                for batch in cursor.sql(sql).to_arrow_reader(size):
+                    while batch.num_rows:
+                        take = batch.slice(0, size - count)
+                        pending.append(take)
+                        count += take.num_rows
+                        batch = batch.slice(take.num_rows)
+                        if count == size:
+                            yield pa.Table.from_batches(pending).combine_chunks().to_batches()[0]
+                            pending, count = [], 0
+                if count:
+                    yield pa.Table.from_batches(pending).combine_chunks().to_batches()[0]
         finally:
             cursor.close()
 
@@ -361,7 +390,8 @@ class Staging:
             )
         elif only_unresolved is not None:
             where = f" WHERE {self._no_parent_sql(only_unresolved, name)}"
-        self.conn.execute(f"UPDATE {name} SET {sets}{where}")
+        with self._guard():
+            self.conn.execute(f"UPDATE {name} SET {sets}{where}")
 
     # ------------------------------------------------------------------ reading back
 
@@ -370,7 +400,8 @@ class Staging:
         return int(self._one(f"SELECT count(*) FROM {name}")[0])
 
     def _one(self, sql: str, params: Sequence[Any] = ()) -> tuple[Any, ...]:
-        row = self.conn.execute(sql, list(params)).fetchone()
+        with self._guard():
+            row = self.conn.execute(sql, list(params)).fetchone()
         assert row is not None, "aggregate queries return one row"
         return tuple(row)
 

@@ -299,3 +299,23 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.datasets)
         if any(_DATASET_FIXTURES[f] for f in used):
             item.add_marker(pytest.mark.server)
+
+
+@pytest.fixture(scope="session")
+def demo_on(servers: Servers) -> Iterator[Callable[[str], Backend]]:
+    """The demo shop on a server, built once per session and engine. A source: read only."""
+    from fixtures_db.demo import load_demo
+
+    made: dict[str, Backend] = {}
+
+    def get(engine: str) -> Backend:
+        if engine not in made:
+            name = unique_name()
+            servers.create(engine, name)
+            made[engine] = Backend(engine, server_url(engine, name), name)
+            load_demo(made[engine].url)
+        return made[engine]
+
+    yield get
+    for db in made.values():
+        servers.drop(db.name, db.database)

@@ -9,17 +9,20 @@ sequences are each one method here, overridden where an engine differs.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
+import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 from sqlalchemy.engine import URL
 
 from subsetter.catalog import Catalog, Column, ColumnType, Index, Table, TableRef
-from subsetter.errors import ConnectionFailed
+from subsetter.errors import ConnectionFailed, SubsetterError
 
 Row = tuple[Any, ...]
+T = TypeVar("T")
 Converter = Callable[[Any], Any]
 InlineForeignKey = tuple[str, Sequence[str], TableRef, Sequence[str]]
 """A foreign key declared in CREATE TABLE: name, columns, parent table, parent columns."""
@@ -59,6 +62,28 @@ class ArrowUnfit(Exception):
 
     Not a user-facing error: extraction reads that table through the row path instead.
     """
+
+
+def retry_transient(
+    delays: Sequence[float], notify: Callable[[str], None], again: str, action: Callable[[int], T]
+) -> T:
+    """Run ``action(attempt)``; after a transient ``SubsetterError`` wait and try again.
+
+    Waits ``delays[i]`` before attempt ``i + 2``, so ``len(delays) + 1`` attempts in all, each
+    retry told to ``notify``. The last failure is raised, saying how many attempts were made.
+    """
+    attempts = len(delays) + 1
+    for attempt, delay in enumerate((*delays, None), start=1):
+        try:
+            return action(attempt)
+        except SubsetterError as exc:
+            if not exc.transient or delay is None:
+                if exc.transient and attempts > 1:
+                    exc.args = (f"{exc} (gave up after {attempts} attempts)",)
+                raise
+            notify(f"{exc}; {again} in {delay:g}s (attempt {attempt + 1} of {attempts})")
+            time.sleep(delay)
+    raise AssertionError("unreachable: the last attempt returns or raises")
 
 
 class Dialect:
@@ -101,15 +126,51 @@ class Dialect:
     """A row other rows reference can be updated (its key columns kept) in a transaction."""
     can_empty_referenced_tables: ClassVar[bool] = True
     """Rows other rows referenced can be deleted once those are deleted, in one transaction."""
+    retry_delays: ClassVar[tuple[float, ...]] = ()
+    """Seconds to wait before each new attempt after a transient connection failure."""
 
     def __init__(self, url: URL) -> None:
         self.url = url
+        self.notify: Callable[[str], None] = logging.getLogger("subsetter").warning
+        """Told about each retry; the pipeline points it at the run's Reporter."""
 
     # ------------------------------------------------------------------ connections
 
     def connect(self, *, read_only: bool = False) -> Any:
         """Open a DB-API connection."""
         raise NotImplementedError
+
+    def connect_retrying(self, *, read_only: bool = False) -> Any:
+        """Open a connection; transient failures are retried after ``retry_delays``.
+
+        A server that is restarting, out of connection slots or briefly unreachable should not
+        fail a nightly run at once; a refused password fails at the first attempt.
+        """
+        return retry_transient(
+            self.retry_delays,
+            self.notify,
+            "connecting again",
+            lambda attempt: self.connect(read_only=read_only),
+        )
+
+    def is_transient(self, exc: BaseException) -> bool:
+        """True for a driver error that trying again may cure (no slot free, network dropped)."""
+        return False
+
+    def keep_alive(self, conn: Any) -> None:
+        """Make the session outlive long idle gaps (server idle timeouts) during a run.
+
+        The source sits idle inside its snapshot while staging computes the next round, and the
+        target sits idle while the source is read; a server's idle timeout must not end either.
+        """
+
+    def is_alive(self, conn: Any) -> bool:
+        """Whether the connection still answers (the server may have closed it while idle)."""
+        try:
+            self.execute(conn, "SELECT 1")
+        except Exception:
+            return False
+        return True
 
     def exists(self) -> bool:
         """Whether the database is there already (False only for a database file not yet made)."""

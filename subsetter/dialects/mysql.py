@@ -19,6 +19,10 @@ from subsetter.intervals import interval_text
 _GEOMETRY = {"geometry", "point", "linestring", "polygon", "multipoint", "multilinestring",
              "multipolygon", "geometrycollection"}  # fmt: skip
 
+# Too many connections, user connection limits, cannot connect, server gone away, lost
+# connection, connection killed (MariaDB).
+_TRANSIENT_CODES = {1040, 1203, 1226, 2002, 2003, 2006, 2013, 1927}
+
 _CROSS_ENGINE_TYPES = {
     "float": "DOUBLE",
     "text": "LONGTEXT",
@@ -55,6 +59,7 @@ class MySQLDialect(SQLAlchemyReflection):
     text_type = "LONGTEXT"
     json_type = "JSON"
     can_disable_fk_checks = True
+    retry_delays = (0.5, 1.5)
 
     def lossy_type(self, ctype: ColumnType, source: str) -> TypeChoice:
         if ctype.kind == "enum":
@@ -73,7 +78,7 @@ class MySQLDialect(SQLAlchemyReflection):
             if isinstance(v, str) and k != "charset"
         }
         try:
-            return pymysql.connect(
+            conn = pymysql.connect(
                 host=u.host or "localhost",
                 port=u.port or 3306,
                 user=u.username or "",
@@ -84,12 +89,40 @@ class MySQLDialect(SQLAlchemyReflection):
                 autocommit=True,
                 **extra,
             )
+            self.keep_alive(conn)
+            return conn
         except pymysql.Error as exc:
             raise ConnectionFailed(
-                f"cannot connect to {self.describe()}: {self.wrap_error(exc)}"
+                f"cannot connect to {self.describe()}: {self.wrap_error(exc)}",
+                transient=self.is_transient(exc),
             ) from None
         except TypeError as exc:  # an unknown option in the URL's query string
             raise ConfigError(f"{self.describe()}: unsupported connection option ({exc})") from None
+
+    def keep_alive(self, conn: Any) -> None:
+        # wait_timeout ends a session idle that long (the source idles while staging works, the
+        # target while the source is read); net_write_timeout ends a streaming read whose client
+        # pauses to stage a batch. Raised, never lowered, for this session only.
+        with conn.cursor() as cur:
+            cur.execute(
+                "SET SESSION wait_timeout = GREATEST(@@session.wait_timeout, 86400), "
+                "net_write_timeout = GREATEST(@@session.net_write_timeout, 3600), "
+                "net_read_timeout = GREATEST(@@session.net_read_timeout, 3600)"
+            )
+
+    def is_transient(self, exc: BaseException) -> bool:
+        args = getattr(exc, "args", ())
+        code = args[0] if args else None
+        if isinstance(exc, pymysql.err.InterfaceError):
+            return True  # PyMySQL's "(0, '')": the socket is closed
+        return isinstance(exc, pymysql.OperationalError) and code in _TRANSIENT_CODES
+
+    def is_alive(self, conn: Any) -> bool:
+        try:
+            conn.ping(reconnect=False)
+        except Exception:
+            return False
+        return True
 
     def begin_snapshot(self, conn: Any) -> None:
         with conn.cursor() as cur:

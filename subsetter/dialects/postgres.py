@@ -21,6 +21,24 @@ from subsetter.intervals import interval_text, parse_iso_interval
 
 _CURSOR_NUMBERS = count(1)
 
+# Server messages (FATAL at connection time carry no SQLSTATE in psycopg) that a retry may cure.
+_TRANSIENT_MESSAGES = (
+    "too many connections",
+    "remaining connection slots are reserved",
+    "the database system is starting up",
+    "the database system is shutting down",
+    "the database system is in recovery mode",
+    "terminating connection",
+    "server closed the connection",
+    "connection refused",
+    "timeout expired",
+    "connection timed out",
+    "consuming input failed",
+    "the connection is closed",
+)
+# connection_exception (08xxx), too_many_connections, admin/crash shutdown, cannot_connect_now.
+_TRANSIENT_STATES = ("08", "53300", "57P01", "57P02", "57P03")
+
 _CROSS_ENGINE_TYPES = {
     "float": "DOUBLE PRECISION",
     "text": "TEXT",
@@ -48,6 +66,7 @@ class PostgresDialect(SQLAlchemyReflection):
     supports_deferrable_fks = True
     can_disable_fk_checks = True
     truncates_together = True
+    retry_delays = (0.5, 1.5)
 
     def connect(self, *, read_only: bool = False) -> Any:
         u = self.url
@@ -65,11 +84,43 @@ class PostgresDialect(SQLAlchemyReflection):
             conn = psycopg.connect(**{k: v for k, v in kwargs.items() if v is not None})
         except psycopg.Error as exc:
             raise ConnectionFailed(
-                f"cannot connect to {self.describe()}: {self.wrap_error(exc)}"
+                f"cannot connect to {self.describe()}: {self.wrap_error(exc)}",
+                transient=self.is_transient(exc),
+            ) from None
+        try:
+            self.keep_alive(conn)
+        except psycopg.Error as exc:
+            conn.close()
+            raise ConnectionFailed(
+                f"cannot set up the session on {self.describe()}: {self.wrap_error(exc)}",
+                transient=self.is_transient(exc),
             ) from None
         if read_only:
             conn.read_only = True
         return conn
+
+    def keep_alive(self, conn: Any) -> None:
+        # A database or role may set idle_in_transaction_session_timeout or idle_session_timeout
+        # (PostgreSQL 14+); the snapshot idles while staging works, so both are off for this
+        # session only. pg_settings lists only the settings this server version has.
+        conn.execute(
+            "SELECT set_config(name, '0', false) FROM pg_settings WHERE name IN "
+            "('idle_in_transaction_session_timeout', 'idle_session_timeout')"
+        )
+        conn.commit()
+        # TCP keepalives notice a dead peer during long reads; libpq's defaults are used.
+
+    def is_transient(self, exc: BaseException) -> bool:
+        if not isinstance(exc, psycopg.OperationalError | psycopg.errors.AdminShutdown):
+            return False
+        state = getattr(exc, "sqlstate", None) or ""
+        if state.startswith(_TRANSIENT_STATES):
+            return True
+        text = str(exc).lower()
+        return any(m in text for m in _TRANSIENT_MESSAGES)
+
+    def is_alive(self, conn: Any) -> bool:
+        return not conn.closed and super().is_alive(conn)
 
     def begin_snapshot(self, conn: Any) -> None:
         conn.rollback()

@@ -27,7 +27,7 @@ class SQLAlchemyReflection(Dialect):
         return sa.create_engine(self.url, poolclass=sa.pool.NullPool, creator=self._creator)
 
     def _creator(self) -> Any:
-        return self.connect(read_only=True)
+        return self.connect_retrying(read_only=True)
 
     def reflect(self, schemas: Sequence[str] | None) -> Catalog:
         engine = self.sqlalchemy_engine()

@@ -1,0 +1,303 @@
+"""Faults injected mid-run on PostgreSQL and MariaDB: each leaves no trace but one clear error.
+
+For every fault: the run fails (exit != 0) with one message naming what failed, the target
+holds nothing of the run (PostgreSQL loads in one transaction; MariaDB drops what it created),
+the staging file is gone and the source is unchanged. A lost connection is retried a bounded
+number of times (a new snapshot for the source, the staged rows again for the target), and a
+fault that happens once is survived, with the retry in the output.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import signal
+import sqlite3
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+import subsetter
+from tests import oracle
+from tests.conftest import Backend
+from tests.reliability import Hook, files_in, fingerprint, kill_sessions, tables_of
+
+pytestmark = pytest.mark.server
+
+SERVERS = ["postgres", "mysql"]
+CONFIG = "source: {{url: '{url}'}}\nseeds: [{{table: customer, where: 'id <= 40'}}]\n"
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def staging_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The folder staging files go to during the test (to prove they are removed)."""
+    folder = tmp_path / "staging"
+    folder.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(folder))
+    return folder
+
+
+def config_for(source: Backend, tmp_path: Path) -> subsetter.Config:
+    return subsetter.parse_config(CONFIG.format(url=source.url), tmp_path / "c.yml", {})
+
+
+def target_with_bystander(make_backend: Callable[[str], Backend], engine: str) -> Backend:
+    target = make_backend(engine)
+    target.execute("CREATE TABLE bystander (x INTEGER)")
+    return target
+
+
+@pytest.mark.parametrize("every", [False, True], ids=["once", "always"])
+@pytest.mark.parametrize("engine", SERVERS)
+def test_target_connection_killed_mid_load(
+    engine: str,
+    every: bool,
+    demo_on: Callable[[str], Backend],
+    make_backend: Callable[[str], Backend],
+    staging_dir: Path,
+    tmp_path: Path,
+) -> None:
+    source = demo_on(engine)
+    before = fingerprint(source)
+    target = target_with_bystander(make_backend, engine)
+    kills: list[int] = []
+    hook = Hook(on_loaded=lambda n: kills.append(kill_sessions(target)) if every or n == 0 else 0)
+    options = subsetter.RunOptions(target_url=target.url)
+    if every:
+        with pytest.raises(subsetter.LoadError) as failed:
+            subsetter.run(config_for(source, tmp_path), options, hook)
+        message = str(failed.value)
+        assert "into" in message and "lost its connection" in message, message
+        assert "nothing was committed" in message and "gave up after 3 attempts" in message
+        assert tables_of(target) == {"bystander"}, "no half-loaded table"
+        assert len(hook.warnings) == 2
+        assert all("loading again" in w for w in hook.warnings)
+    else:
+        result = subsetter.run(config_for(source, tmp_path), options, hook)
+        assert result.verification is not None and result.verification.ok
+        assert result.rows["customer"] == 40
+        oracle.assert_subset_of(source, target, [t for t in result.rows])
+        assert len(hook.warnings) == 1 and "loading again in" in hook.warnings[0]
+    assert kills and all(k >= 1 for k in kills), "the fault was injected"
+    assert files_in(staging_dir) == []
+    assert fingerprint(source) == before
+
+
+@pytest.mark.parametrize("every", [False, True], ids=["once", "always"])
+@pytest.mark.parametrize("engine", SERVERS)
+def test_source_connection_killed_mid_extract(
+    engine: str,
+    every: bool,
+    demo_on: Callable[[str], Backend],
+    make_backend: Callable[[str], Backend],
+    staging_dir: Path,
+    tmp_path: Path,
+) -> None:
+    source = demo_on(engine)
+    before = fingerprint(source)
+    target = target_with_bystander(make_backend, engine)
+    kills: list[int] = []
+    hook = Hook(on_seed=lambda n: kills.append(kill_sessions(source)) if every or n == 0 else 0)
+    options = subsetter.RunOptions(target_url=target.url)
+    if every:
+        with pytest.raises(subsetter.SourceError) as failed:
+            subsetter.run(config_for(source, tmp_path), options, hook)
+        message = str(failed.value)
+        assert "failed on the source" in message and "gave up after 3 attempts" in message
+        assert tables_of(target) == {"bystander"}
+        assert len(hook.warnings) == 2
+        assert all("extracting again" in w for w in hook.warnings)
+    else:
+        result = subsetter.run(config_for(source, tmp_path), options, hook)
+        assert result.verification is not None and result.verification.ok
+        assert result.rows["customer"] == 40
+        assert len(hook.warnings) == 1 and "extracting again in" in hook.warnings[0]
+    assert kills and all(k >= 1 for k in kills)
+    assert files_in(staging_dir) == []
+    assert fingerprint(source) == before
+
+
+def invalid_json_source(folder: Path) -> Path:
+    """A SQLite source whose `child.payload` (JSON) holds one value that is not JSON.
+
+    SQLite stores it; MariaDB's JSON column (a CHECK json_valid constraint) and PostgreSQL's
+    JSONB refuse that row, after `parent` has loaded.
+    """
+    path = folder / "json.sqlite"
+    conn = sqlite3.connect(path)
+    with conn:
+        conn.executescript(
+            """
+            CREATE TABLE parent (id INTEGER PRIMARY KEY, name VARCHAR(20) NOT NULL);
+            CREATE TABLE child (
+                id INTEGER PRIMARY KEY,
+                parent_id INTEGER NOT NULL REFERENCES parent (id),
+                payload JSON
+            );
+            INSERT INTO parent VALUES (1, 'one'), (2, 'two');
+            INSERT INTO child VALUES (1, 1, '{"ok": true}'), (2, 2, 'not json {');
+            """
+        )
+    conn.close()
+    return path
+
+
+@pytest.mark.parametrize("engine", SERVERS)
+def test_row_rejected_by_the_target(
+    engine: str, make_backend: Callable[[str], Backend], staging_dir: Path, tmp_path: Path
+) -> None:
+    path = invalid_json_source(tmp_path)
+    before = path.read_bytes()
+    target = target_with_bystander(make_backend, engine)
+    config = subsetter.parse_config(
+        f"source: {{url: 'sqlite:///{path}'}}\nseeds: [{{table: parent}}]\n", tmp_path / "c.yml", {}
+    )
+    hook = Hook()
+    with pytest.raises(subsetter.LoadError) as failed:
+        subsetter.run(config, subsetter.RunOptions(target_url=target.url), hook)
+    message = str(failed.value)
+    assert "loading table child into" in message and "failed" in message, message
+    assert "nothing was committed" in message
+    assert hook.warnings == [], "a refused row is not retried"
+    assert tables_of(target) == {"bystander"}
+    assert files_in(staging_dir) == []
+    assert path.read_bytes() == before
+
+
+# ---------------------------------------------------------------- the process itself
+
+
+PAUSE_AFTER_FIRST_TABLE = """
+import sys, time
+import subsetter.cli as cli
+
+shown = cli._CliReporter.table_loaded
+
+def table_loaded(self, table, rows, seconds):
+    shown(self, table, rows, seconds)
+    print("PAUSED", file=sys.stderr, flush=True)
+    time.sleep(120)
+
+cli._CliReporter.table_loaded = table_loaded
+sys.argv[0] = "subset"
+sys.exit(cli.main())
+"""
+
+
+def cli_env(tmpdir: Path) -> dict[str, str]:
+    return {**os.environ, "TMPDIR": str(tmpdir), "CI": "true", "PYTHONPATH": str(REPO)}
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+@pytest.mark.parametrize("engine", SERVERS)
+def test_signal_mid_load(
+    engine: str,
+    sig: signal.Signals,
+    demo_on: Callable[[str], Backend],
+    make_backend: Callable[[str], Backend],
+    tmp_path: Path,
+) -> None:
+    source = demo_on(engine)
+    before = fingerprint(source)
+    target = target_with_bystander(make_backend, engine)
+    (tmp_path / "c.yml").write_text(CONFIG.format(url=source.url))
+    (tmp_path / "pause.py").write_text(PAUSE_AFTER_FIRST_TABLE)
+    staging = tmp_path / "staging"
+    staging.mkdir()
+    proc = subprocess.Popen(
+        [sys.executable, str(tmp_path / "pause.py"), "run", str(tmp_path / "c.yml"),
+         "--target-url", target.url],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=cli_env(staging),
+    )  # fmt: skip
+    try:
+        assert proc.stderr is not None
+        seen = []
+        for line in proc.stderr:
+            seen.append(line)
+            if line.startswith("PAUSED"):
+                break
+        assert seen and seen[-1].startswith("PAUSED"), "".join(seen)
+        assert len(files_in(staging)) >= 1, "the run is mid-way: its staging file exists"
+        proc.send_signal(sig)
+        _, rest = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, rest
+    errors = [ln for ln in rest.splitlines() if ln.startswith("error:")]
+    assert errors == ["error: interrupted; nothing was committed to the target"], rest
+    assert "Traceback" not in rest
+    assert tables_of(target) == {"bystander"}
+    assert files_in(staging) == []
+    assert fingerprint(source) == before
+
+
+@pytest.fixture
+def tiny_disk(tmp_path: Path) -> Iterator[tuple[Path, Callable[[], None] | None]]:
+    """A folder that fills up after 256 KiB, and what the child process must run first.
+
+    A real tmpfs of that size where mounting is allowed (root); elsewhere a file size limit
+    (RLIMIT_FSIZE, with SIGXFSZ ignored so writes fail with EFBIG instead of killing).
+    """
+    folder = tmp_path / "tiny"
+    folder.mkdir()
+    mounted = (
+        os.geteuid() == 0
+        and subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(folder)],
+            capture_output=True,
+        ).returncode
+        == 0
+    )
+    if mounted:
+        try:
+            yield folder, None
+        finally:
+            subprocess.run(["umount", str(folder)], check=False)
+        return
+
+    def limit() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (256 * 1024, 256 * 1024))
+
+    yield folder, limit
+
+
+@pytest.mark.parametrize("engine", SERVERS)
+def test_staging_disk_full(
+    engine: str,
+    demo_on: Callable[[str], Backend],
+    make_backend: Callable[[str], Backend],
+    tiny_disk: tuple[Path, Callable[[], None] | None],
+    tmp_path: Path,
+) -> None:
+    """The staging file (--keep-staging, on the small disk) cannot grow: one error, no trace.
+
+    Without --keep-staging staging lives in memory and touches the disk only past its memory
+    budget, which a test-sized subset never reaches; the kept file writes every row to disk.
+    """
+    folder, limit = tiny_disk
+    source = demo_on(engine)
+    before = fingerprint(source)
+    target = target_with_bystander(make_backend, engine)
+    (tmp_path / "c.yml").write_text(
+        f"source: {{url: '{source.url}'}}\nseeds: [{{table: customer}}]\npassthrough: [product]\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "subsetter", "run", str(tmp_path / "c.yml"),
+         "--target-url", target.url, "--keep-staging", str(folder / "staging.duckdb")],
+        capture_output=True, text=True, env=cli_env(folder), preexec_fn=limit, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 1, done.stderr
+    errors = [ln for ln in done.stderr.splitlines() if ln.startswith("error:")]
+    assert len(errors) == 1, done.stderr
+    assert "writing the staging file" in errors[0] and "disk full" in errors[0], errors[0]
+    assert "Traceback" not in done.stderr
+    assert tables_of(target) == {"bystander"}
+    assert files_in(folder) == []
+    assert fingerprint(source) == before
