@@ -478,6 +478,7 @@ def run(config: Config, options: RunOptions, reporter: Reporter | None = None) -
         result.warnings += stats.warnings
         for warning in stats.warnings:
             reporter.warning(warning)
+        assert staging is not None  # extract_once made it
         if not masks.empty:  # before load: the target never sees an original masked value
             with _timed(seconds, "mask", reporter):
                 mask(masks, staging, reporter)
