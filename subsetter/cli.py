@@ -173,6 +173,19 @@ def _guarded(debug: bool, action: Callable[[], T]) -> T:
         raise stop from None
 
 
+def _emit(text: str, path: Path | None) -> bool:
+    """Print ``text``, or write it to ``path`` when one is given (then return True)."""
+    if path is None:
+        out.print(text, markup=False, end="")
+        return False
+    try:
+        path.write_text(text)
+    except OSError as exc:
+        err.print(f"error: cannot write {path}: {exc.strerror}", markup=False)
+        raise typer.Exit(1) from None
+    return True
+
+
 def _write_report(path: Path, document: dict[str, Any]) -> None:
     try:
         path.write_text(json.dumps(document, indent=2, sort_keys=True) + "\n")
@@ -404,15 +417,8 @@ def init(
         raise typer.Exit(1)
     folder = out_file.parent if out_file is not None else Path.cwd()
     text = _guarded(debug, lambda: subsetter.init_config(source, schemas, folder))
-    if out_file is None:
-        out.print(text, markup=False, end="")
-        return
-    try:
-        out_file.write_text(text)
-    except OSError as exc:
-        err.print(f"error: cannot write {out_file}: {exc.strerror}", markup=False)
-        raise typer.Exit(1) from None
-    err.print(f"wrote {out_file}; next: subset plan {out_file}", markup=False)
+    if _emit(text, out_file):
+        err.print(f"wrote {out_file}; next: subset plan {out_file}", markup=False)
 
 
 @app.command()
@@ -446,15 +452,7 @@ def schema(
     ] = None,
 ) -> None:
     """Print the JSON Schema of the config file, for editors (yaml-language-server)."""
-    text = json.dumps(subsetter.config_json_schema(), indent=2, sort_keys=True) + "\n"
-    if out_file is None:
-        out.print(text, markup=False, end="")
-        return
-    try:
-        out_file.write_text(text)
-    except OSError as exc:
-        err.print(f"error: cannot write {out_file}: {exc.strerror}", markup=False)
-        raise typer.Exit(1) from None
+    _emit(json.dumps(subsetter.config_json_schema(), indent=2, sort_keys=True) + "\n", out_file)
 
 
 @app.command()

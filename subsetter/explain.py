@@ -69,25 +69,25 @@ def explain_row(
 def _previous(
     plan: Plan, staging: KeptStaging, table: TableRef, row: dict[str, Any], gen: int
 ) -> tuple[str, TableRef, dict[str, Any]] | None:
-    """A row of round ``gen - 1`` that brought ``row`` in, and how."""
-    for fk in sorted(plan.upstream, key=str):
-        if fk.parent != table or not staging.has(fk.child):
+    """A row of round ``gen - 1`` that brought ``row`` in, and how.
+
+    Upstream: a child row added in that round whose key points at ``row``. Downstream: a
+    parent row that started pulling children in that round and that ``row`` points at.
+    """
+    ways = [
+        (fk, fk.ref_columns, fk.child, fk.columns, "_gen", "parent")
+        for fk in sorted(plan.upstream, key=str)
+        if fk.parent == table
+    ] + [
+        (fk, fk.columns, fk.parent, fk.ref_columns, "_dgen", "child")
+        for fk in sorted(plan.downstream, key=str)
+        if fk.child == table
+    ]
+    for fk, here, other, there, round_column, role in ways:
+        values = [row[c] for c in here]
+        if not staging.has(other) or any(v is None for v in values):
             continue
-        values = [row[c] for c in fk.ref_columns]
-        if any(v is None for v in values):
-            continue
-        found = staging.rows(fk.child, fk.columns, values, round_column="_gen", round_=gen - 1)
+        found = staging.rows(other, there, values, round_column=round_column, round_=gen - 1)
         if found:
-            return f"parent of the {fk.child} row above, via {fk}", fk.child, found[0][0]
-    for fk in sorted(plan.downstream, key=str):
-        if fk.child != table or not staging.has(fk.parent):
-            continue
-        values = [row[c] for c in fk.columns]
-        if any(v is None for v in values):
-            continue
-        found = staging.rows(
-            fk.parent, fk.ref_columns, values, round_column="_dgen", round_=gen - 1
-        )
-        if found:
-            return f"child of the {fk.parent} row above, via {fk}", fk.parent, found[0][0]
+            return f"{role} of the {other} row above, via {fk}", other, found[0][0]
     return None
