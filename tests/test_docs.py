@@ -270,3 +270,18 @@ def test_recipe_steps_run_against_postgres(
     source = sqlite3.connect(DEMO_SOURCE)
     assert emails and not emails & {r[0] for r in source.execute("SELECT email FROM customer")}
     source.close()
+
+
+def test_the_exit_codes_page_matches_the_errors() -> None:
+    documented = {
+        int(m[1]) for m in re.finditer(r"^\| (\d+) \|", (DOCS / "ci.md").read_text(), re.M)
+    }
+    assert documented == {0, 1, 2, 3, 4, 130}
+
+    def tree(cls: type[subsetter.SubsetterError]) -> Iterator[type[subsetter.SubsetterError]]:
+        yield cls
+        for sub in cls.__subclasses__():
+            yield from tree(sub)
+
+    assert {cls.exit_code for cls in tree(subsetter.SubsetterError)} <= documented
+    assert subsetter.BudgetError.exit_code == 4 and subsetter.IntegrityError.exit_code == 3
