@@ -14,8 +14,11 @@ the children of the batch's parent keys with ``ROW_NUMBER() OVER (PARTITION BY k
 
 from __future__ import annotations
 
+import queue
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,13 +44,44 @@ class ExtractStats:
     warnings: list[str] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class _Fetch:
+    """One source query whose rows go into one staging table."""
+
+    table: TableRef
+    sql: str
+    params: Sequence[Any]
+    gen: int
+    down: bool
+    what: str
+    number: int
+    """Numbers the query (``Staging.add_rows``'s ``fetch``)."""
+    depth: int = 0
+    """Downward steps from a seed of the rows fetched (``Staging.add_rows``'s ``depth``)."""
+
+
+_DONE = object()
+
+
 class _SourceReader:
-    """Runs key-batched SELECTs on the snapshot connection and stages what they return."""
+    """Runs key-batched SELECTs on the snapshot connections and stages what they return.
+
+    With several connections (all in one snapshot), queries run in worker threads, one per
+    connection, while this thread writes what they return into staging: the source works on
+    the next queries while DuckDB takes the rows of the last ones. Only this thread touches
+    staging, so "not staged yet" stays exact; a bounded queue keeps memory flat.
+    """
 
     def __init__(
-        self, dialect: Dialect, conn: Any, catalog: Catalog, staging: Staging, reporter: Reporter
+        self,
+        dialect: Dialect,
+        conns: Sequence[Any],
+        catalog: Catalog,
+        staging: Staging,
+        reporter: Reporter,
     ) -> None:
-        self.dialect, self.conn, self.catalog, self.staging = dialect, conn, catalog, staging
+        self.dialect, self.catalog, self.staging = dialect, catalog, staging
+        self.conns = list(conns)
         self.reporter = reporter
         self.queries = 0
         self.staged: dict[TableRef, int] = {}
@@ -63,18 +97,19 @@ class _SourceReader:
             table = self.catalog.table(ref)
             types = [c.type for c in table.columns]
             converters = [self.dialect.source_converter(t) for t in types]
-            self._arrow[ref] = table.has_key and self.dialect.arrow_fits(types, converters)
+            self._arrow[ref] = table.has_key and self.dialect.reads_arrow(types, converters)
         return self._arrow[ref]
 
-    def _read(self, table: TableRef, rows: int) -> None:
+    def _count(self, table: TableRef, rows: int) -> None:
         """Count rows read from the source, for the progress of the extract stage."""
         self.staged[table] = self.staged.get(table, 0) + rows
         self.reporter.progress(str(table), self.staged[table], None)
 
-    def run_seed(self, table: TableRef, sql: str, down: bool) -> int:
-        return self._stage(table, sql, [], gen=0, down=down, what=f"the seed on {table}")
+    def seed(self, table: TableRef, sql: str, down: bool) -> _Fetch:
+        self.queries += 1
+        return _Fetch(table, sql, (), 0, down, f"the seed on {table}", self.queries)
 
-    def fetch_by_keys(
+    def by_keys(
         self,
         table: TableRef,
         columns: Sequence[str],
@@ -85,8 +120,8 @@ class _SourceReader:
         depth: int = 0,
         condition: str | None = None,
         limit: ChildLimit | None = None,
-    ) -> int:
-        """Stage the rows of ``table`` whose ``columns`` match one of ``keys`` (one query).
+    ) -> _Fetch:
+        """The query for the rows of ``table`` whose ``columns`` match one of ``keys``.
 
         ``condition`` (a polymorphic key's) must hold too; ``limit`` keeps the first N rows per
         key value.
@@ -105,47 +140,103 @@ class _SourceReader:
                 spec, columns, keys.num_rows, types, condition, order, limit.limit
             )
         params = self.dialect.key_params(keys, types)
-        return self._stage(table, sql, params, gen, down, f"reading {table}", depth)
-
-    def _stage(
-        self,
-        table: TableRef,
-        sql: str,
-        params: Sequence[Any],
-        gen: int,
-        down: bool,
-        what: str,
-        depth: int = 0,
-    ) -> int:
         self.queries += 1
+        return _Fetch(table, sql, params, gen, down, f"reading {table}", self.queries, depth)
+
+    def _read(self, conn: Any, fetch: _Fetch) -> Iterator[pa.RecordBatch | list[Row]]:
+        """The rows of one query, as Arrow batches where the table allows, else row lists."""
+        if self._use_arrow(fetch.table):
+            schema = self.staging.arrow_schema(fetch.table)
+            try:
+                yield from self.dialect.stream_arrow(conn, fetch.sql, fetch.params, schema)
+                return
+            except ArrowUnfit:
+                self._arrow[fetch.table] = False  # this table reads through rows from now on
+        yield from self.dialect.stream(conn, fetch.sql, fetch.params, self.staging.batch_size)
+
+    def _store(self, fetch: _Fetch, rows: pa.RecordBatch | list[Row]) -> int:
+        if isinstance(rows, list):
+            self._count(fetch.table, len(rows))
+            return self.staging.add_rows(
+                fetch.table, rows, fetch.gen, fetch.down, fetch.number, fetch.depth
+            )
+        self._count(fetch.table, rows.num_rows)
+        return self.staging.add_arrow(
+            fetch.table, rows, fetch.gen, fetch.down, fetch.number, fetch.depth
+        )
+
+    def _failed(self, fetch: _Fetch, exc: BaseException) -> BaseException:
+        if isinstance(exc, SubsetterError) or not self.dialect.is_driver_error(exc):
+            return exc
+        return SourceError(
+            f"{fetch.what} failed on the source: {self.dialect.wrap_error(exc)}\n"
+            f"  SQL: {fetch.sql[:500]}",
+            transient=self.dialect.is_transient(exc),
+        )
+
+    def run(self, fetches: Iterable[_Fetch]) -> int:
+        """Run the queries and stage their rows; return how many rows were new."""
         added = 0
-        try:
-            if self._use_arrow(table):
-                schema = self.staging.arrow_schema(table)
+        if len(self.conns) == 1:
+            for fetch in fetches:
                 try:
-                    for batch in self.dialect.stream_arrow(self.conn, sql, params, schema):
-                        added += self.staging.add_arrow(
-                            table, batch, gen, down, self.queries, depth
-                        )
-                        self._read(table, batch.num_rows)
-                    return added
-                except ArrowUnfit:
-                    self._arrow[table] = False  # this table reads through rows from now on
-            for rows in self.dialect.stream(self.conn, sql, params, self.staging.batch_size):
-                added += self.staging.add_rows(
-                    table, rows, gen, down, fetch=self.queries, depth=depth
-                )
-                self._read(table, len(rows))
-        except SubsetterError:
-            raise
-        except Exception as exc:
-            if not self.dialect.is_driver_error(exc):
-                raise
-            raise SourceError(
-                f"{what} failed on the source: {self.dialect.wrap_error(exc)}\n  SQL: {sql[:500]}",
-                transient=self.dialect.is_transient(exc),
-            ) from None
-        return added
+                    for rows in self._read(self.conns[0], fetch):
+                        added += self._store(fetch, rows)
+                except Exception as exc:
+                    raise self._failed(fetch, exc) from None
+        else:
+            self._run_parallel(iter(fetches))
+        return added + self.staging.settle()
+
+    def _run_parallel(self, fetches: Iterator[_Fetch]) -> None:
+        free: queue.Queue[Any] = queue.Queue()
+        for conn in self.conns:
+            free.put(conn)
+        out: queue.Queue[tuple[_Fetch, Any]] = queue.Queue(maxsize=2 * len(self.conns))
+        stop = threading.Event()
+
+        def put(item: tuple[_Fetch, Any]) -> None:
+            while not stop.is_set():
+                try:
+                    out.put(item, timeout=0.1)
+                    return
+                except queue.Full:
+                    continue
+
+        def work(fetch: _Fetch) -> None:
+            conn = free.get()
+            try:
+                for rows in self._read(conn, fetch):
+                    if stop.is_set():
+                        return
+                    put((fetch, rows))
+                put((fetch, _DONE))
+            except BaseException as exc:
+                put((fetch, exc))
+            finally:
+                free.put(conn)
+
+        running = 0
+        with ThreadPoolExecutor(len(self.conns), thread_name_prefix="subsetter-read") as pool:
+            try:
+                while True:
+                    while running < len(self.conns):
+                        fetch = next(fetches, None)
+                        if fetch is None:
+                            break
+                        pool.submit(work, fetch)
+                        running += 1
+                    if not running:
+                        return
+                    fetch, item = out.get()
+                    if item is _DONE:
+                        running -= 1
+                    elif isinstance(item, BaseException):
+                        raise self._failed(fetch, item) from None
+                    else:
+                        self._store(fetch, item)
+            finally:
+                stop.set()
 
 
 def extract(
@@ -155,16 +246,21 @@ def extract(
     conn: Any,
     staging: Staging,
     reporter: Reporter,
+    more_conns: Sequence[Any] = (),
 ) -> ExtractStats:
-    """Stage the closure of the plan's seeds, reading the source inside its snapshot."""
+    """Stage the closure of the plan's seeds, reading the source inside its snapshot.
+
+    ``more_conns`` are further connections in the same snapshot (``Dialect.join_snapshot``):
+    queries then run on all of them at once.
+    """
     stats = ExtractStats()
     for ref in plan.tables:
         table = catalog.table(ref)
         staging.create(table, [dialect.source_converter(c.type) for c in table.columns])
-    reader = _SourceReader(dialect, conn, catalog, staging, reporter)
+    reader = _SourceReader(dialect, [conn, *more_conns], catalog, staging, reporter)
     for seed in plan.seeds:
         started = time.perf_counter()
-        added = reader.run_seed(seed.table, seed.sql, seed.children)
+        added = reader.run([reader.seed(seed.table, seed.sql, seed.children)])
         reporter.event(f"{seed.label}: {added} rows", seconds=time.perf_counter() - started)
 
     up_by_child: dict[TableRef, list[ForeignKey]] = {}
@@ -175,27 +271,32 @@ def extract(
         down_by_parent.setdefault(fk.parent, []).append(fk)
 
     always = set(plan.always)
+
+    def round_fetches(gen: int, added: list[TableRef], down: list[TableRef]) -> Iterator[_Fetch]:
+        # Generated lazily: each key batch is read from staging when a connection is free.
+        for ref in added:
+            for fk in up_by_child.get(ref, []):
+                size = dialect.keys_per_query(len(fk.columns))
+                for keys in staging.missing_parent_keys(fk, gen, size):
+                    yield reader.by_keys(fk.parent, fk.ref_columns, keys, gen + 1, down=False)
+        for ref in dict.fromkeys(down + [t for t in added if t in down_by_parent]):
+            for fk in down_by_parent.get(ref, []):
+                if ref not in down and fk not in always:
+                    continue
+                size = dialect.keys_per_query(len(fk.columns))
+                pulling = staging.keys_pulling_children(fk, gen, size, fk in always, plan.max_depth)
+                for depth, keys in pulling:
+                    yield reader.by_keys(
+                        fk.child, fk.columns, keys, gen + 1, down=True, depth=depth + 1,
+                        condition=fk.condition, limit=plan.limits.get(fk),
+                    )  # fmt: skip
+
     gen = 0
     while True:
         added_tables, down_tables = staging.tables_with_rows(gen)
         if not added_tables and not down_tables:
             break
-        for ref in added_tables:
-            for fk in up_by_child.get(ref, []):
-                size = dialect.keys_per_query(len(fk.columns))
-                for keys in staging.missing_parent_keys(fk, gen, size):
-                    reader.fetch_by_keys(fk.parent, fk.ref_columns, keys, gen + 1, down=False)
-        for ref in dict.fromkeys(down_tables + [t for t in added_tables if t in down_by_parent]):
-            for fk in down_by_parent.get(ref, []):
-                if ref not in down_tables and fk not in always:
-                    continue
-                size = dialect.keys_per_query(len(fk.columns))
-                pulling = staging.keys_pulling_children(fk, gen, size, fk in always, plan.max_depth)
-                for depth, keys in pulling:
-                    reader.fetch_by_keys(
-                        fk.child, fk.columns, keys, gen + 1, down=True, depth=depth + 1,
-                        condition=fk.condition, limit=plan.limits.get(fk),
-                    )  # fmt: skip
+        reader.run(round_fetches(gen, added_tables, down_tables))
         gen += 1
         reporter.event(f"closure round {gen} done")
     stats.rounds = gen

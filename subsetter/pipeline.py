@@ -68,6 +68,8 @@ class RunOptions:
     batch_size: int = 10_000
     allow_random_masks: bool = False
     """Mask with a random key when the config has no mask_key (output differs every run)."""
+    readers: int = 2
+    """Source connections reading at once, in one shared snapshot (where the engine can)."""
 
 
 REPORT_VERSION = 1
@@ -389,6 +391,30 @@ def _refuse_staging_over(
         )
 
 
+def _snapshot_readers(src: Dialect, conn: Any, readers: int) -> list[Any]:
+    """Further source connections that see ``conn``'s snapshot (none where it cannot be shared)."""
+    if readers < 2:
+        return []
+    snapshot = src.share_snapshot(conn)
+    if snapshot is None:
+        return []
+    conns: list[Any] = []
+    try:
+        for _ in range(readers - 1):
+            conns.append(src.connect_retrying(read_only=True))
+            src.join_snapshot(conns[-1], snapshot)
+    except BaseException as exc:
+        for extra in conns:
+            _close(extra)
+        if isinstance(exc, SubsetterError) or not src.is_driver_error(exc):
+            raise
+        raise SourceError(
+            f"joining the read snapshot on {src.describe()} failed: {src.wrap_error(exc)}",
+            transient=src.is_transient(exc),
+        ) from None
+    return conns
+
+
 def run(config: Config, options: RunOptions, reporter: Reporter | None = None) -> RunResult:
     """Cut the subset the config describes and load it into the chosen target.
 
@@ -407,11 +433,15 @@ def run(config: Config, options: RunOptions, reporter: Reporter | None = None) -
     src.notify = tgt.notify = reporter.warning
     source_conn = src.connect_retrying(read_only=True)
     target_conn: Any = None
+    more_conns: list[Any] = []
     staging: Staging | None = None
     finished = False
 
     def extract_once(attempt: int) -> tuple[ExtractStats, dict[Any, float]]:
-        nonlocal source_conn, staging
+        nonlocal source_conn, staging, more_conns
+        for conn in more_conns:
+            _close(conn)
+        more_conns = []
         if attempt > 1:  # a snapshot cannot be resumed: start again from a new one
             _close(source_conn)
             if staging is not None:
@@ -419,7 +449,8 @@ def run(config: Config, options: RunOptions, reporter: Reporter | None = None) -
             source_conn = src.connect_retrying(read_only=True)
         staging = Staging(options.keep_staging, options.batch_size)
         _begin_snapshot(src, source_conn)
-        stats = extract(plan, catalog, src, source_conn, staging, reporter)
+        more_conns = _snapshot_readers(src, source_conn, options.readers)
+        stats = extract(plan, catalog, src, source_conn, staging, reporter, more_conns)
         per_row = _bytes_per_row(plan, catalog, src, source_conn)
         _check_budget(config, catalog, plan, staging, per_row)
         return stats, per_row
@@ -475,6 +506,8 @@ def run(config: Config, options: RunOptions, reporter: Reporter | None = None) -
                 src.retry_delays, reporter.warning, "extracting again", extract_once
             )
         _close(source_conn)
+        for conn in more_conns:
+            _close(conn)
         result.warnings += stats.warnings
         for warning in stats.warnings:
             reporter.warning(warning)
@@ -499,6 +532,8 @@ def run(config: Config, options: RunOptions, reporter: Reporter | None = None) -
         return result
     finally:
         _close(source_conn)
+        for conn in more_conns:
+            _close(conn)
         if target_conn is not None:
             _close(target_conn)
         if staging is not None:

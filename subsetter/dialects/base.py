@@ -57,10 +57,21 @@ def hidden_password_url(url: URL | str) -> str:
     return parsed.render_as_string(hide_password=True)
 
 
-class ArrowUnfit(Exception):
-    """A value's text form did not parse into its staged Arrow type (say a BC date).
+def _fits(kinds: frozenset[str], types: Sequence[ColumnType], converters: Sequence[Any]) -> bool:
+    """No converter, and every kind in ``kinds`` (decimals only as wide as Arrow's 128 bits)."""
+    if not kinds or any(c is not None for c in converters):
+        return False
+    return all(
+        t.kind in kinds and (t.kind != "decimal" or (t.precision is not None and t.precision <= 38))
+        for t in types
+    )
 
-    Not a user-facing error: extraction reads that table through the row path instead.
+
+class ArrowUnfit(Exception):
+    """Rows cannot take an Arrow bulk path: a value's text did not parse into its staged type
+    (say a BC date), or a bulk load met a value the target would refuse row by row.
+
+    Not a user-facing error: the rows go through the row path instead.
     """
 
 
@@ -105,6 +116,8 @@ class Dialect:
     """The primary key is declared in CREATE TABLE even where ALTER could add it later."""
     max_identifier_length: ClassVar[int] = 63
     """Longest table, constraint or index name the engine keeps whole."""
+    validates_added_foreign_keys: ClassVar[bool] = False
+    """ALTER TABLE ... ADD FOREIGN KEY checks every row already there (so no second check)."""
     declares_foreign_keys: ClassVar[bool] = True
     """Foreign keys are created on the target (else only subsetter's verification checks them)."""
     param: ClassVar[str] = "%s"
@@ -197,6 +210,17 @@ class Dialect:
 
     def begin_snapshot(self, conn: Any) -> None:
         """Start the read-only transaction every source query of a run shares."""
+        raise NotImplementedError
+
+    def share_snapshot(self, conn: Any) -> str | None:
+        """An id under which other connections read ``conn``'s snapshot; None where impossible.
+
+        Called after ``begin_snapshot``; extraction then runs queries on several connections.
+        """
+        return None
+
+    def join_snapshot(self, conn: Any, snapshot: str) -> None:
+        """Begin a read-only transaction on ``conn`` that sees exactly ``snapshot``."""
         raise NotImplementedError
 
     def database_identity(self, conn: Any) -> tuple[Any, ...]:
@@ -326,18 +350,18 @@ class Dialect:
         finally:
             cur.close()
 
-    arrow_kinds: ClassVar[frozenset[str]] = frozenset()
-    """Column kinds ``stream_arrow`` and ``load_arrow`` move in bulk (none: rows only)."""
+    arrow_read_kinds: ClassVar[frozenset[str]] = frozenset()
+    """Column kinds ``stream_arrow`` reads from a source (none: rows only)."""
+    arrow_load_kinds: ClassVar[frozenset[str]] = frozenset()
+    """Column kinds ``load_arrow`` writes to a target (none: ``insert_rows`` only)."""
 
-    def arrow_fits(self, types: Sequence[ColumnType], converters: Sequence[Any] = ()) -> bool:
-        """Whether a table of these column types can take the Arrow bulk paths."""
-        if not self.arrow_kinds or any(c is not None for c in converters):
-            return False
-        return all(
-            t.kind in self.arrow_kinds
-            and (t.kind != "decimal" or (t.precision is not None and t.precision <= 38))
-            for t in types
-        )
+    def reads_arrow(self, types: Sequence[ColumnType], converters: Sequence[Any]) -> bool:
+        """Whether rows of a table of these column types can be read by ``stream_arrow``."""
+        return _fits(self.arrow_read_kinds, types, converters)
+
+    def loads_arrow(self, types: Sequence[ColumnType], converters: Sequence[Any]) -> bool:
+        """Whether a table of these column types can be loaded by ``load_arrow``."""
+        return _fits(self.arrow_load_kinds, types, converters)
 
     def stream_arrow(
         self, conn: Any, sql: str, params: Sequence[Any], schema: Any
@@ -351,7 +375,11 @@ class Dialect:
     def load_arrow(
         self, conn: Any, target: TableRef, columns: Sequence[str], batches: Iterator[Any]
     ) -> int:
-        """Append Arrow record batches to a table in bulk; return the number of rows."""
+        """Append Arrow record batches to a table in bulk; return the number of rows.
+
+        Raises ``ArrowUnfit``, leaving the table as it was, when the rows should go through
+        ``insert_rows`` instead.
+        """
         raise NotImplementedError
 
     def source_converter(self, ctype: ColumnType) -> Converter | None:
@@ -642,6 +670,11 @@ class Dialect:
         finally:
             with contextlib.suppress(Exception):
                 cur.close()
+
+    def execute_all(self, conn: Any, statements: Sequence[str]) -> None:
+        """Run statements without results, in order (in one round trip where the engine can)."""
+        for statement in statements:
+            self.execute(conn, statement)
 
     def wrap_error(self, exc: BaseException) -> str:
         """A one-line, password-free description of a driver error."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import tempfile
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -11,7 +12,14 @@ import pymysql.cursors
 import sqlalchemy as sa
 
 from subsetter.catalog import Catalog, Column, ColumnType, Table, TableRef
-from subsetter.dialects.base import Converter, InlineForeignKey, Row, TableStats, TypeChoice
+from subsetter.dialects.base import (
+    ArrowUnfit,
+    Converter,
+    InlineForeignKey,
+    Row,
+    TableStats,
+    TypeChoice,
+)
 from subsetter.dialects.sqla import SQLAlchemyReflection, compiled
 from subsetter.errors import ConfigError, ConnectionFailed
 from subsetter.intervals import interval_text
@@ -87,6 +95,9 @@ class MySQLDialect(SQLAlchemyReflection):
                 charset=str(u.query.get("charset", "utf8mb4")),
                 connect_timeout=10,
                 autocommit=True,
+                # Bulk loads send files with LOAD DATA LOCAL INFILE: only the files this
+                # process writes, only on a connection that writes (the target).
+                local_infile=not read_only,
                 **extra,
             )
             self.keep_alive(conn)
@@ -289,7 +300,62 @@ class MySQLDialect(SQLAlchemyReflection):
             return interval_text
         return None
 
+    # Kinds whose CSV text (every value quoted, NULL bare) LOAD DATA reads back unchanged.
+    arrow_load_kinds = frozenset(
+        {"integer", "decimal", "float", "string", "text", "date", "timestamp", "uuid", "enum"}
+    )
+    _local_infile = True
+    """LOAD DATA LOCAL INFILE is used: the server allows it and the tables are new ones."""
+
+    def loads_arrow(self, types: Sequence[ColumnType], converters: Sequence[Any]) -> bool:
+        return self._local_infile and super().loads_arrow(types, converters)
+
+    def _check_local_infile(self, conn: Any) -> None:
+        # MySQL 8 ships with local_infile off: then rows go in by multi-row INSERT.
+        with conn.cursor() as cur:
+            cur.execute("SELECT @@GLOBAL.local_infile")
+            row = cur.fetchone()
+        self._local_infile = bool(row and int(row[0]))
+
+    def load_arrow(
+        self, conn: Any, target: TableRef, columns: Sequence[str], batches: Iterator[Any]
+    ) -> int:
+        # LOAD DATA LOCAL INFILE from a CSV file pyarrow writes: the server parses the rows,
+        # instead of PyMySQL escaping every value of a multi-row INSERT in Python.
+        import pyarrow.csv as pacsv
+
+        options = pacsv.WriteOptions(
+            include_header=False, null_string="NULL", quoting_style="all_valid"
+        )
+        rows = 0
+        with tempfile.NamedTemporaryFile(prefix="subsetter-", suffix=".csv") as file:
+            for batch in batches:
+                pacsv.write_csv(batch, file, options)
+                rows += batch.num_rows
+            file.flush()
+            path = file.name.replace("\\", "\\\\").replace("'", "\\'")
+            with conn.cursor() as cur:
+                # A bare NULL is NULL; "NULL" in quotes is the text. ESCAPED BY '' keeps
+                # backslashes as they are; doubled quotes inside a value stand for one.
+                cur.execute(
+                    f"LOAD DATA LOCAL INFILE '{path}' INTO TABLE {self.table_sql(target)} "
+                    "CHARACTER SET utf8mb4 FIELDS TERMINATED BY ',' ENCLOSED BY '\"' "
+                    "ESCAPED BY '' LINES TERMINATED BY '\\n' "
+                    f"({self.columns_sql(columns)})"
+                )
+                # With LOCAL, the server turns data errors (a value too long, a duplicate key)
+                # into warnings, as it cannot stop the client's file midway. Any warning: the
+                # table (created empty by this run) is emptied again and the rows go through
+                # INSERT, which fails or succeeds exactly as it always did.
+                cur.execute("SHOW WARNINGS LIMIT 1")
+                warning = cur.fetchone()
+                if warning:
+                    cur.execute(f"DELETE FROM {self.table_sql(target)}")
+                    raise ArrowUnfit(str(warning[2]))
+        return rows
+
     def begin_load(self, conn: Any) -> None:
+        self._check_local_infile(conn)
         with conn.cursor() as cur:
             cur.execute("SET SESSION foreign_key_checks = 0")
             cur.execute("SET SESSION unique_checks = 0")
@@ -297,6 +363,8 @@ class MySQLDialect(SQLAlchemyReflection):
     def begin_existing_load(self, conn: Any) -> None:
         # No DDL happens into existing tables, so the load is one InnoDB transaction: DELETE
         # and INSERT roll back together (TRUNCATE would commit).
+        # Into existing tables rows go by INSERT: LOAD DATA's fallback empties the table.
+        self._local_infile = False
         with conn.cursor() as cur:
             cur.execute("SET SESSION foreign_key_checks = 1")
             cur.execute("SET SESSION unique_checks = 1")

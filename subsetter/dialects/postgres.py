@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import json
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
@@ -67,6 +66,7 @@ class PostgresDialect(SQLAlchemyReflection):
     can_disable_fk_checks = True
     truncates_together = True
     retry_delays = (0.5, 1.5)
+    validates_added_foreign_keys = True
 
     def connect(self, *, read_only: bool = False) -> Any:
         u = self.url
@@ -123,12 +123,35 @@ class PostgresDialect(SQLAlchemyReflection):
         return not conn.closed and super().is_alive(conn)
 
     def begin_snapshot(self, conn: Any) -> None:
+        self._begin(conn, "SELECT 1")  # opens the REPEATABLE READ READ ONLY transaction
+
+    def _begin(self, conn: Any, first: str) -> None:
         conn.rollback()
         conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
         conn.read_only = True
-        conn.execute("SELECT 1")  # opens the REPEATABLE READ READ ONLY transaction
+        conn.execute(first)
         # Intervals are read as ISO 8601 text: a timedelta cannot hold "1 month".
         conn.execute("SET LOCAL intervalstyle = 'iso_8601'")
+        # What COPY's CSV text must look like for pyarrow, whatever the database's defaults:
+        # UTF-8, ISO dates, timestamptz in UTC (+00), floats in full precision.
+        conn.execute("SET LOCAL client_encoding = 'UTF8'")
+        conn.execute("SET LOCAL TimeZone = 'UTC'")
+        conn.execute("SET LOCAL datestyle = 'ISO, YMD'")
+        conn.execute("SET LOCAL extra_float_digits = 3")
+
+    def share_snapshot(self, conn: Any) -> str | None:
+        # Called right after begin_snapshot, before any read: should the export be refused
+        # (a standby, a pooler), the aborted transaction is simply begun again.
+        try:
+            row = conn.execute("SELECT pg_export_snapshot()").fetchone()
+        except psycopg.Error:
+            self.begin_snapshot(conn)
+            return None
+        return str(row[0])
+
+    def join_snapshot(self, conn: Any, snapshot: str) -> None:
+        # SET TRANSACTION SNAPSHOT must be the transaction's first statement.
+        self._begin(conn, f"SET TRANSACTION SNAPSHOT '{snapshot.replace(chr(39), '')}'")
 
     def database_identity(self, conn: Any) -> tuple[Any, ...]:
         row = conn.execute(
@@ -320,9 +343,9 @@ class PostgresDialect(SQLAlchemyReflection):
                 yield batch
 
     # Kinds whose CSV text form pyarrow parses into the staged type and PostgreSQL parses back.
-    arrow_kinds = frozenset(
-        {"integer", "decimal", "float", "string", "text", "boolean", "date", "timestamp", "uuid",
-         "enum"}
+    arrow_read_kinds = arrow_load_kinds = frozenset(
+        {"integer", "decimal", "float", "string", "text", "boolean", "date", "timestamp",
+         "timestamptz", "uuid", "enum"}
     )  # fmt: skip
 
     def stream_arrow(
@@ -334,30 +357,38 @@ class PostgresDialect(SQLAlchemyReflection):
         import pyarrow.csv as pacsv
 
         names = schema.names
+        read = pacsv.ReadOptions(column_names=names, use_threads=False)
+        parse = pacsv.ParseOptions(newlines_in_values=True)
+        convert = pacsv.ConvertOptions(
+            column_types=dict(zip(names, schema.types, strict=True)),
+            null_values=[""],
+            strings_can_be_null=True,
+            quoted_strings_can_be_null=False,
+            true_values=["t"],
+            false_values=["f"],
+        )
+        unfit: Exception | None = None
         with conn.cursor() as cur, cur.copy(f"COPY ({sql}) TO STDOUT (FORMAT csv)", params) as copy:
-            stream = _CopyStream(iter(copy))
-            unfit: Exception | None = None
-            if stream.peek():
+            # PostgreSQL sends each row as one CopyData message (copyto.c, CopySendEndOfRow),
+            # so a run of messages is a run of whole rows: parsed ~1 MB at a time, which
+            # holds far less memory than pyarrow's streaming reader.
+            parts: list[Any] = []
+            size = 0
+            for chunk in copy:
+                parts.append(chunk)
+                size += len(chunk)
+                if size >= _CSV_BLOCK or unfit:
+                    if not unfit:
+                        try:
+                            yield from _parse_csv(parts, read, parse, convert)
+                        except pa.ArrowInvalid as exc:
+                            unfit = exc  # read on to the end: cancelling would end the snapshot
+                    parts, size = [], 0
+            if parts and not unfit:
                 try:
-                    reader = pacsv.open_csv(
-                        stream,
-                        read_options=pacsv.ReadOptions(
-                            column_names=names, use_threads=False, block_size=4 << 20
-                        ),
-                        parse_options=pacsv.ParseOptions(newlines_in_values=True),
-                        convert_options=pacsv.ConvertOptions(
-                            column_types=dict(zip(names, schema.types, strict=True)),
-                            null_values=[""],
-                            strings_can_be_null=True,
-                            quoted_strings_can_be_null=False,
-                            true_values=["t"],
-                            false_values=["f"],
-                        ),
-                    )
-                    yield from reader
+                    yield from _parse_csv(parts, read, parse, convert)
                 except pa.ArrowInvalid as exc:
                     unfit = exc
-                    stream.drain()  # end the COPY normally: cancelling it would end the snapshot
         if unfit is not None:
             raise ArrowUnfit(str(unfit))
 
@@ -375,7 +406,7 @@ class PostgresDialect(SQLAlchemyReflection):
         rows = 0
         with conn.cursor() as cur, cur.copy(statement) as copy:
             for batch in batches:
-                sink = pa.BufferOutputStream()
+                sink = pa.BufferOutputStream(pa.system_memory_pool())  # see staging.ARROW_POOL
                 pacsv.write_csv(batch, sink, options)
                 copy.write(memoryview(sink.getvalue()))
                 rows += batch.num_rows
@@ -434,12 +465,15 @@ class PostgresDialect(SQLAlchemyReflection):
         return str(conn.execute("SELECT current_schema()").fetchone()[0])
 
     def existing_tables(self, conn: Any, refs: Sequence[TableRef]) -> list[TableRef]:
-        found = []
-        for ref in refs:
-            row = conn.execute("SELECT to_regclass(%s)", (self.table_sql(ref),)).fetchone()
-            if row and row[0] is not None:
-                found.append(ref)
-        return found
+        if not refs:
+            return []
+        names = [self.table_sql(ref) for ref in refs]
+        rows = conn.execute(
+            "SELECT to_regclass(name) IS NOT NULL FROM unnest(%s::text[]) WITH ORDINALITY "
+            "AS t(name, n) ORDER BY n",
+            (names,),
+        ).fetchall()
+        return [ref for ref, (exists,) in zip(refs, rows, strict=True) if exists]
 
     def drop_table_sql(self, target: TableRef) -> str:
         # CASCADE drops only the constraints of other tables that point here, not the tables.
@@ -447,6 +481,7 @@ class PostgresDialect(SQLAlchemyReflection):
 
     def begin_load(self, conn: Any) -> None:
         conn.rollback()  # end the read-only checks' transaction; the load is one transaction
+        conn.execute("SET client_encoding = 'UTF8'")  # the CSV load_arrow writes is UTF-8
 
     def defer_constraints(self, conn: Any) -> None:
         conn.execute("SET CONSTRAINTS ALL DEFERRED")
@@ -479,6 +514,11 @@ class PostgresDialect(SQLAlchemyReflection):
         with conn.cursor() as cur, cur.copy(statement) as copy:
             for row in rows:
                 copy.write_row(row)
+
+    def execute_all(self, conn: Any, statements: Sequence[str]) -> None:
+        # Without parameters, several statements travel as one simple query: one round trip.
+        if statements:
+            conn.execute(";\n".join(statements))
 
     def reset_autoincrement(self, conn: Any, target: TableRef, column: str) -> None:
         table = self.table_sql(target)
@@ -515,36 +555,16 @@ def _array_literal(column: Any) -> str:
     return "{" + str(joined[0].as_py()) + "}"
 
 
-class _CopyStream(io.RawIOBase):
-    """A COPY TO STDOUT as a readable binary file, so pyarrow can parse it as it streams."""
+_CSV_BLOCK = 1 << 20
+"""Bytes of CSV parsed at once: larger blocks parse no faster and hold more memory."""
 
-    def __init__(self, chunks: Iterator[Any]) -> None:
-        self._chunks = chunks
-        self._buffer = b""
 
-    def readable(self) -> bool:
-        return True
+def _parse_csv(parts: list[Any], read: Any, parse: Any, convert: Any) -> Iterator[Any]:
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
 
-    def peek(self) -> bool:
-        """Whether any data comes at all (pyarrow refuses an empty CSV)."""
-        if not self._buffer:
-            self._buffer = bytes(next(self._chunks, b""))
-        return bool(self._buffer)
-
-    def readinto(self, buffer: Any) -> int:
-        # PostgreSQL sends one message per row: gather them up to the size asked for.
-        want = len(buffer)
-        parts, size = [self._buffer], len(self._buffer)
-        for chunk in self._chunks:
-            parts.append(chunk)
-            size += len(chunk)
-            if size >= want:
-                break
-        data = b"".join(parts)
-        buffer[: min(want, len(data))] = data[:want]
-        self._buffer = data[want:]
-        return min(want, len(data))
-
-    def drain(self) -> None:
-        for _ in self._chunks:
-            pass
+    table = pacsv.read_csv(
+        pa.py_buffer(b"".join(parts)), read, parse, convert,
+        memory_pool=pa.system_memory_pool(),  # see staging.ARROW_POOL
+    )  # fmt: skip
+    yield from table.to_batches()
