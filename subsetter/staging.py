@@ -84,7 +84,7 @@ class Staging:
         self,
         keep_path: str | Path | None = None,
         batch_size: int = 10_000,
-        memory_limit: str = "96MB",
+        memory_limit: str = "64MB",
     ) -> None:
         self.batch_size = batch_size
         self.path: Path | None = None
@@ -647,7 +647,7 @@ def _combined(batches: list[pa.RecordBatch]) -> pa.RecordBatch:
 _MARKS = ("_gen", "_dgen", "_fetch", "_depth")
 _APPEND_ROWS = 30_000
 """Rows gathered in memory before one append to DuckDB (each statement has a fixed cost)."""
-_SETTLE_BYTES = 12 << 20
+_SETTLE_BYTES = 4 << 20
 """Bytes (as Arrow) in one ``_in`` table that are settled at once, before the round ends."""
 _PENDING_BYTES = 8 << 20
 """Bytes all tables may hold in memory before they are appended, to keep memory flat."""
