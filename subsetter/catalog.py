@@ -183,7 +183,13 @@ class Catalog:
         return self.tables[ref]
 
     def resolve(self, name: str, where: str = "") -> TableRef:
-        """Find the table a config calls ``name`` ("table" or "schema.table")."""
+        """Find the table a config calls ``name`` ("table" or "schema.table").
+
+        A table whose own name holds a dot ("a.b") is found by that whole name first.
+        """
+        whole = [r for r in self._by_name.get(name.lower(), ()) if r.name == name]
+        if len(whole) == 1:
+            return whole[0]
         schema, _, bare = name.rpartition(".")
         candidates = [
             ref

@@ -7,6 +7,7 @@ check or audit failed, 4 budget exceeded (nothing loaded), 130 interrupted.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -256,6 +257,15 @@ def run(
             help="Without a mask_key, mask with a random key (output differs on every run).",
         ),
     ] = False,
+    yes: Annotated[
+        bool,
+        typer.Option(
+            "--yes",
+            "-y",
+            help="Replace or truncate even when the target holds tables the config does not "
+            "name (asked on a terminal, refused elsewhere without this flag).",
+        ),
+    ] = False,
     debug: DebugOpt = False,
 ) -> None:
     """Extract the subset the config describes, mask it, and load it into a target.
@@ -273,6 +283,7 @@ def run(
         keep_staging=str(keep_staging) if keep_staging else None,
         batch_size=batch_size,
         allow_random_masks=allow_random_masks,
+        yes=yes,
     )
 
     if verbose:
@@ -282,8 +293,15 @@ def run(
     def action() -> subsetter.RunResult:
         nonlocal loaded
         loaded = _load(config)
+        try:
+            with _CliReporter(quiet, verbose) as reporter:
+                return subsetter.run(loaded, options, reporter)
+        except subsetter.ConfirmationNeeded as asked:
+            # Only a person at a terminal can answer; CI and cron get the error and its --yes hint.
+            if not sys.stdin.isatty() or not typer.confirm(f"{asked}\nContinue?", err=True):
+                raise
         with _CliReporter(quiet, verbose) as reporter:
-            return subsetter.run(loaded, options, reporter)
+            return subsetter.run(loaded, dataclasses.replace(options, yes=True), reporter)
 
     if report and not report.parent.is_dir():  # fail before moving data, not after
         err.print(f"error: --report {report}: no such folder {report.parent}", markup=False)

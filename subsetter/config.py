@@ -73,6 +73,11 @@ class TargetConfig(_Strict):
         description="truncate/append: a cycle of NOT NULL, non-deferrable foreign keys may be "
         "loaded with the target's foreign-key checks off, then verified.",
     )
+    protected: bool = Field(
+        default=False,
+        description="Never write to this database: every run into it is refused (a name kept "
+        "in the file for `subset verify`, or to stop a copy-paste from loading into it).",
+    )
 
     @model_validator(mode="after")
     def _conflict_needs_append(self) -> TargetConfig:

@@ -22,7 +22,13 @@ from subsetter.config import Config, LoadMode, OnConflict, resolve_file_url
 from subsetter.diagram import render_diagram
 from subsetter.dialects import Dialect, dialect_for
 from subsetter.dialects.base import retry_transient
-from subsetter.errors import ConfigError, SourceError, SubsetterError, TargetError
+from subsetter.errors import (
+    ConfigError,
+    ConfirmationNeeded,
+    SourceError,
+    SubsetterError,
+    TargetError,
+)
 from subsetter.estimate import Estimates, row_bytes
 from subsetter.estimate import estimate as estimate_sizes
 from subsetter.explain import Step, explain_row
@@ -70,6 +76,8 @@ class RunOptions:
     """Mask with a random key when the config has no mask_key (output differs every run)."""
     readers: int = 2
     """Source connections reading at once, in one shared snapshot (where the engine can)."""
+    yes: bool = False
+    """Replace or truncate even where the target holds tables the config does not name."""
 
 
 REPORT_VERSION = 1
@@ -369,6 +377,44 @@ def plan_for_target(config: Config, options: RunOptions, plan: Plan, catalog: Ca
     return with_load_plan(plan, catalog, tables, tgt, policy, _reflect_target(tgt, policy))
 
 
+def refuse_protected(config: Config, options: RunOptions) -> None:
+    """Stop before connecting when the chosen target is marked ``protected: true``."""
+    if options.target_url or not options.target or options.dry_run:
+        return
+    named = config.targets.get(options.target)
+    if named is not None and named.protected:
+        raise TargetError(
+            f"{config.locate('targets', options.target, 'protected')}the target "
+            f'"{options.target}" is protected: subsetter never writes to it. Choose another '
+            "target (remove protected: true only if this database may receive subsets)."
+        )
+
+
+def confirm_destructive(
+    tgt: Dialect, conn: Any, ours: set[TableRef], mode: LoadMode, options: RunOptions
+) -> None:
+    """Ask for ``--yes`` before replacing or emptying tables in a database that holds others.
+
+    A target holding tables the config does not name may be somebody's real database (a
+    mistyped URL, the wrong named target); dropping or emptying the subset's tables there is
+    what a run in CI must not do unasked.
+    """
+    if options.yes or mode not in ("replace", "truncate"):
+        return
+    present = set(tgt.all_tables(conn))
+    touched = ours & present
+    others = sorted(present - ours)
+    if not touched or not others:
+        return
+    shown = ", ".join(str(t) for t in others[:5]) + (", ..." if len(others) > 5 else "")
+    action = "drop and recreate" if mode == "replace" else "empty"
+    raise ConfirmationNeeded(
+        f"the target {tgt.describe()} holds {len(others)} table(s) the config does not name "
+        f"({shown}); mode {mode} would {action} {len(touched)} table(s) of a database that "
+        "looks in use. Pass --yes if this is the right target."
+    )
+
+
 def refuse_same_database(
     source: Dialect, source_conn: Any, target: Dialect, target_conn: Any
 ) -> None:
@@ -427,6 +473,7 @@ def run(config: Config, options: RunOptions, reporter: Reporter | None = None) -
     seconds: dict[str, float] = {}
     src = source_dialect(config)
     tgt = target_dialect(config, options)
+    refuse_protected(config, options)
     policy = target_policy(config, options)
     # Before the target connection: a DuckDB file takes one connection configuration at a time.
     target_catalog = _reflect_target(tgt, policy)
@@ -501,6 +548,8 @@ def run(config: Config, options: RunOptions, reporter: Reporter | None = None) -
         if options.dry_run:
             result.seconds = seconds
             return result
+        ours = {t.ref for t in tables.values()}
+        confirm_destructive(tgt, target_conn, ours, policy.mode, options)
         with _timed(seconds, "extract", reporter):
             stats, per_row = retry_transient(
                 src.retry_delays, reporter.warning, "extracting again", extract_once

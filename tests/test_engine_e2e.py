@@ -312,7 +312,10 @@ def test_replace_drops_and_reloads_only_the_subset_tables(backend: Backend, tmp_
         run_into(config, backend)
     assert counts(backend) == loaded
 
-    again = run_into(config, backend, replace=True)
+    with pytest.raises(subsetter.ConfirmationNeeded, match="keepme"):
+        run_into(config, backend, replace=True)  # the target holds a table the config lacks
+    assert counts(backend) == loaded
+    again = run_into(config, backend, replace=True, yes=True)
 
     assert again.rows == first.rows
     assert counts(backend) == loaded

@@ -566,6 +566,10 @@ class Dialect:
         """Which of ``refs`` already exist on the target."""
         raise NotImplementedError
 
+    def all_tables(self, conn: Any) -> list[TableRef]:
+        """Every table of the target (schema None for the default one), system tables aside."""
+        raise NotImplementedError
+
     # ------------------------------------------------------------------ loading
 
     def target_converter(self, ctype: ColumnType, choice: TypeChoice) -> Converter | None:

@@ -198,6 +198,14 @@ class DuckDBDialect(Dialect):
     def text_sql(self, expr: str) -> str:
         return f"CAST({expr} AS VARCHAR)"
 
+    def all_tables(self, conn: Any) -> list[TableRef]:
+        default = self.target_schema(conn)
+        rows = conn.execute(
+            "SELECT table_schema, table_name FROM information_schema.tables "
+            "WHERE table_type = 'BASE TABLE' AND table_catalog = current_database()"
+        ).fetchall()
+        return [TableRef(None if s == default else s, t) for s, t in rows]
+
     def existing_tables(self, conn: Any, refs: Sequence[TableRef]) -> list[TableRef]:
         names = {
             (r[0], r[1])

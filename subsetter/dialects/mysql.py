@@ -5,13 +5,14 @@ from __future__ import annotations
 import datetime as dt
 import tempfile
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from typing import Any
 
 import pymysql
 import pymysql.cursors
 import sqlalchemy as sa
 
-from subsetter.catalog import Catalog, Column, ColumnType, Table, TableRef
+from subsetter.catalog import Catalog, Column, ColumnType, ForeignKey, Table, TableRef
 from subsetter.dialects.base import (
     ArrowUnfit,
     Converter,
@@ -202,6 +203,58 @@ class MySQLDialect(SQLAlchemyReflection):
         return None
 
     def adjust_catalog(self, conn: Any, catalog: Catalog) -> Catalog:
+        """Fix what SQLAlchemy's parse of SHOW CREATE TABLE gets wrong; name geometry columns."""
+        return self._geometry_columns(conn, self._backticked_names(conn, catalog))
+
+    def _backticked_names(self, conn: Any, catalog: Catalog) -> Catalog:
+        """Undo the doubled backticks SQLAlchemy leaves in names parsed from SHOW CREATE TABLE.
+
+        A column named ``a`b`` comes back as ``a``b`` and a foreign key with such a name is
+        dropped (an "Unknown schema content" warning): column, key and index names are unescaped
+        here, and the foreign keys of those tables are read from information_schema instead.
+        """
+        if not any("``" in c.name for t in catalog.tables.values() for c in t.columns) and not any(
+            "`" in ref.name for ref in catalog.tables
+        ):
+            return catalog
+
+        def fix(names: tuple[str, ...]) -> tuple[str, ...]:
+            return tuple(n.replace("``", "`") for n in names)
+
+        tables = {
+            ref: Table(
+                ref,
+                tuple(replace(c, name=c.name.replace("``", "`")) for c in t.columns),
+                fix(t.primary_key),
+                tuple(fix(k) for k in t.unique_keys),
+                tuple(
+                    replace(i, name=i.name.replace("``", "`"), columns=fix(i.columns))
+                    for i in t.indexes
+                ),
+            )  # fmt: skip
+            for ref, t in catalog.tables.items()
+        }
+        rows = conn.exec_driver_sql(
+            "SELECT constraint_name, table_schema, table_name, column_name, "
+            "referenced_table_schema, referenced_table_name, referenced_column_name "
+            "FROM information_schema.key_column_usage WHERE referenced_table_name IS NOT NULL "
+            "ORDER BY table_schema, table_name, constraint_name, ordinal_position"
+        ).all()
+        grouped: dict[tuple[str, str, str], list[Any]] = {}
+        for row in rows:
+            grouped.setdefault((row[0], row[1], row[2]), []).append(row)
+        fks = []
+        for (name, schema, table), cols in grouped.items():
+            child = TableRef(self.catalog_schema(schema), table)
+            parent = TableRef(self.catalog_schema(cols[0][4]), cols[0][5])
+            if child in tables and parent in tables:
+                fks.append(
+                    ForeignKey(child, tuple(c[3] for c in cols), parent,
+                               tuple(c[6] for c in cols), name)
+                )  # fmt: skip
+        return Catalog(tables, tuple(fks), catalog.default_schema, catalog.dialect)
+
+    def _geometry_columns(self, conn: Any, catalog: Catalog) -> Catalog:
         """Give geometry columns (unknown to SQLAlchemy) a binary kind and their native name."""
         rows = conn.exec_driver_sql(
             "SELECT table_name, column_name, data_type FROM information_schema.columns "
@@ -284,6 +337,14 @@ class MySQLDialect(SQLAlchemyReflection):
 
     def create_schema_sql(self, schema: str) -> str | None:
         return None
+
+    def all_tables(self, conn: Any) -> list[TableRef]:
+        with conn.cursor() as cur:
+            cur.execute(
+                "SELECT table_name FROM information_schema.tables "
+                "WHERE table_schema = DATABASE() AND table_type = 'BASE TABLE'"
+            )
+            return [TableRef(None, r[0]) for r in cur.fetchall()]
 
     def existing_tables(self, conn: Any, refs: Sequence[TableRef]) -> list[TableRef]:
         with conn.cursor() as cur:

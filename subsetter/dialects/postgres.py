@@ -464,6 +464,17 @@ class PostgresDialect(SQLAlchemyReflection):
     def target_schema(self, conn: Any) -> str | None:
         return str(conn.execute("SELECT current_schema()").fetchone()[0])
 
+    def all_tables(self, conn: Any) -> list[TableRef]:
+        default = self.target_schema(conn)
+        rows = conn.execute(
+            "SELECT n.nspname, c.relname FROM pg_class c "
+            "JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition "
+            "AND n.nspname NOT IN ('pg_catalog', 'information_schema') "
+            "AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp\\_%'"
+        ).fetchall()
+        return [TableRef(None if s == default else s, t) for s, t in rows]
+
     def existing_tables(self, conn: Any, refs: Sequence[TableRef]) -> list[TableRef]:
         if not refs:
             return []

@@ -97,6 +97,13 @@ class SQLiteDialect(SQLAlchemyReflection):
     def create_schema_sql(self, schema: str) -> str | None:
         return None
 
+    def all_tables(self, conn: Any) -> list[TableRef]:
+        rows = conn.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite\\_%' "
+            "ESCAPE '\\'"
+        ).fetchall()
+        return [TableRef(None, r[0]) for r in rows]
+
     def existing_tables(self, conn: Any, refs: Sequence[TableRef]) -> list[TableRef]:
         names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
         return [ref for ref in refs if ref.name in names]
