@@ -122,7 +122,7 @@ def test_every_mode_on_the_cycle_schemas(
     # create, then replace: the run makes the tables; a cycle with no nullable key is fine.
     fresh = make_backend(engine)
     for mode in ("create", "replace"):
-        result = run_into(hard, fresh, mode=mode)
+        result = run_into(hard, fresh, mode=mode, yes=True)
         assert_intact(source, fresh, result)
         assert set(strategies(result).values()) == {"after_load"}
     assert_rows_equal(source, fresh)
@@ -144,20 +144,20 @@ def test_every_mode_on_the_cycle_schemas(
         if engine != "sqlite":  # SQLite does not check keys while loading: nothing to fail
             # No way into hard_a <-> hard_b (nor, on MariaDB, dfr_*): fails before data moves.
             with pytest.raises(subsetter.PlanError) as err:
-                run_into(hard, target, mode="truncate")
+                run_into(hard, target, mode="truncate", yes=True)
             failing = "dfr_a" if engine == "mysql" else "hard_a"
             message = str(err.value).replace("public.", "")
             assert f"cycle {failing}" in message and "NOT NULL" in message
             assert "allow_disabling_fk_checks" in message
             assert {t: oracle.count(target, t) for t in before} == before
 
-        result = run_into(plain, target, mode="truncate")
+        result = run_into(plain, target, mode="truncate", yes=True)
         assert_intact(source, target, result)
         assert_rows_equal(source, target)
         expect = "unenforced" if engine == "sqlite" else "null_then_update"
         assert strategies(result) == {"badge": expect, "person": expect}
 
-        result = run_into(hard, target, mode="truncate", allow_disabling_fk_checks=True)
+        result = run_into(hard, target, mode="truncate", allow_disabling_fk_checks=True, yes=True)
         assert_intact(source, target, result)
         assert_rows_equal(source, target)
         assert strategies(result) == {
@@ -215,7 +215,7 @@ def test_truncate_and_append_on_the_nasty_schemas(
     gen = existing(nasty.build_nasty)
     target = next(gen)
     try:
-        result = run_into(config, target, mode="truncate")
+        result = run_into(config, target, mode="truncate", yes=True)
         assert_intact(source, target, result)
         assert_rows_equal(source, target)
         got = strategies(result)
@@ -249,7 +249,7 @@ def test_duckdb_appends_and_names_what_it_cannot_do(
     body = 'seeds:\n  - table: shipment\n    where: "id <= 12"\n  - table: "order line"\n'
     config = make_config(tmp_path, source.url, body)
     with pytest.raises(subsetter.PlanError, match="DuckDB cannot empty tables that other"):
-        run_into(config, target, mode="truncate")
+        run_into(config, target, mode="truncate", yes=True)
     result = run_into(config, target, mode="append", on_conflict="skip")
     assert result.verification is not None and result.verification.ok
     assert oracle.all_orphans(target) == {}
@@ -268,7 +268,7 @@ def test_schema_drift_is_named_before_any_data_moves(
     config = make_config(tmp_path, source.url, 'seeds:\n  - table: post\n    where: "id = 1"\n')
     # a column only the target has takes its default
     target.execute("ALTER TABLE post ADD COLUMN views INTEGER NOT NULL DEFAULT 7")
-    result = run_into(config, target, mode="truncate")
+    result = run_into(config, target, mode="truncate", yes=True)
     assert result.verification is not None and result.verification.ok
     assert target.query("SELECT id, views FROM post") == [(1, 7)]
     target.execute("ALTER TABLE post DROP COLUMN title")
@@ -277,7 +277,7 @@ def test_schema_drift_is_named_before_any_data_moves(
     with pytest.raises(subsetter.TargetError, match="has no table photo"):
         target.execute("DROP TABLE photo")
         photos = make_config(tmp_path, source.url, "seeds:\n  - table: photo\n")
-        run_into(photos, target, mode="truncate")
+        run_into(photos, target, mode="truncate", yes=True)
     assert target.query("SELECT id, views FROM post") == [(1, 7)]
 
 

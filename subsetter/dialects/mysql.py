@@ -231,7 +231,7 @@ class MySQLDialect(SQLAlchemyReflection):
                     replace(i, name=i.name.replace("``", "`"), columns=fix(i.columns))
                     for i in t.indexes
                 ),
-            )  # fmt: skip
+            )
             for ref, t in catalog.tables.items()
         }
         rows = conn.exec_driver_sql(

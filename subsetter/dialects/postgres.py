@@ -35,8 +35,9 @@ _TRANSIENT_MESSAGES = (
     "consuming input failed",
     "the connection is closed",
 )
-# connection_exception (08xxx), too_many_connections, admin/crash shutdown, cannot_connect_now.
-_TRANSIENT_STATES = ("08", "53300", "57P01", "57P02", "57P03")
+# connection_exception (08xxx), too_many_connections, admin/crash shutdown, cannot_connect_now,
+# a session ended by idle_in_transaction_session_timeout or idle_session_timeout.
+_TRANSIENT_STATES = ("08", "53300", "57P01", "57P02", "57P03", "25P03", "57P05")
 
 _CROSS_ENGINE_TYPES = {
     "float": "DOUBLE PRECISION",
@@ -111,11 +112,13 @@ class PostgresDialect(SQLAlchemyReflection):
         # TCP keepalives notice a dead peer during long reads; libpq's defaults are used.
 
     def is_transient(self, exc: BaseException) -> bool:
-        if not isinstance(exc, psycopg.OperationalError | psycopg.errors.AdminShutdown):
+        if not isinstance(exc, psycopg.Error):
             return False
         state = getattr(exc, "sqlstate", None) or ""
         if state.startswith(_TRANSIENT_STATES):
             return True
+        if not isinstance(exc, psycopg.OperationalError):
+            return False
         text = str(exc).lower()
         return any(m in text for m in _TRANSIENT_MESSAGES)
 
