@@ -237,8 +237,15 @@ def with_load_plan(
     return replace(plan, load=how)
 
 
-def _reflect_target(tgt: Dialect, policy: TargetPolicy) -> Catalog | None:
-    """The existing target's catalog, for truncate and append (None for the other modes)."""
+def _reflect_target(
+    tgt: Dialect, policy: TargetPolicy, tables: dict[TableRef, TargetTable]
+) -> Catalog | None:
+    """The existing target's catalog, for truncate and append (None for the other modes).
+
+    Reads the target's default schema and every other schema the mapping names (a source
+    table outside the source's default schema keeps its schema on the target), so keys
+    between schemas are known too.
+    """
     if not policy.existing:
         return None
     if not tgt.exists():
@@ -246,7 +253,17 @@ def _reflect_target(tgt: Dialect, policy: TargetPolicy) -> Catalog | None:
             f"the target {tgt.describe()} does not exist; mode {policy.mode} loads into "
             "existing tables (use mode create to make them)"
         )
-    return tgt.reflect(None)
+    catalog = tgt.reflect(None)
+    named = {t.ref.schema for t in tables.values()} - {None, catalog.default_schema}
+    if not named:
+        return catalog
+    more = tgt.reflect(sorted(s for s in named if s is not None))
+    return Catalog(
+        {**catalog.tables, **more.tables},
+        catalog.foreign_keys + more.foreign_keys,
+        catalog.default_schema,
+        catalog.dialect,
+    )
 
 
 @contextlib.contextmanager
@@ -374,7 +391,7 @@ def plan_for_target(config: Config, options: RunOptions, plan: Plan, catalog: Ca
     tgt = target_dialect(config, options)
     policy = target_policy(config, options)
     tables = map_tables(plan, catalog, tgt)
-    return with_load_plan(plan, catalog, tables, tgt, policy, _reflect_target(tgt, policy))
+    return with_load_plan(plan, catalog, tables, tgt, policy, _reflect_target(tgt, policy, tables))
 
 
 def refuse_protected(config: Config, options: RunOptions) -> None:
@@ -475,8 +492,6 @@ def run(config: Config, options: RunOptions, reporter: Reporter | None = None) -
     tgt = target_dialect(config, options)
     refuse_protected(config, options)
     policy = target_policy(config, options)
-    # Before the target connection: a DuckDB file takes one connection configuration at a time.
-    target_catalog = _reflect_target(tgt, policy)
     src.notify = tgt.notify = reporter.warning
     source_conn = src.connect_retrying(read_only=True)
     target_conn: Any = None
@@ -514,22 +529,25 @@ def run(config: Config, options: RunOptions, reporter: Reporter | None = None) -
         )  # fmt: skip
 
     try:
+        with _timed(seconds, "reflect", reporter):
+            catalog = reflect_source(src, config)
+        with _timed(seconds, "plan", reporter):
+            plan = build_plan(catalog, config, src)
+            tables = map_tables(plan, catalog, tgt)
+            # Before the target connection: a DuckDB file takes one connection configuration
+            # at a time, and reflecting opens its own.
+            target_catalog = _reflect_target(tgt, policy, tables)
+            plan = with_load_plan(plan, catalog, tables, tgt, policy, target_catalog)
+            # A dry run checks every rule but moves no data: it needs no key.
+            masks = plan_masks(
+                catalog, plan, config, options.allow_random_masks, need_key=not options.dry_run
+            )
         # A dry run against a database file that does not exist yet must not create it.
         if not (options.dry_run and not tgt.exists()):
             target_conn = tgt.connect_retrying()
             refuse_same_database(src, source_conn, tgt, target_conn)
             if options.keep_staging:
                 _refuse_staging_over(options.keep_staging, src, source_conn, tgt, target_conn)
-        with _timed(seconds, "reflect", reporter):
-            catalog = reflect_source(src, config)
-        with _timed(seconds, "plan", reporter):
-            plan = build_plan(catalog, config, src)
-            tables = map_tables(plan, catalog, tgt)
-            plan = with_load_plan(plan, catalog, tables, tgt, policy, target_catalog)
-            # A dry run checks every rule but moves no data: it needs no key.
-            masks = plan_masks(
-                catalog, plan, config, options.allow_random_masks, need_key=not options.dry_run
-            )
         result = RunResult(plan, src.describe(), tgt.describe(), dry_run=options.dry_run)
         result.started_at = started_at
         result.config_sha256 = config.sha256

@@ -63,6 +63,50 @@ def test_foreign_keys_across_schemas(
 
 
 @pytest.mark.server
+def test_truncate_and_append_into_existing_schemas(
+    make_backend: Callable[[str], Backend], tmp_path: Path
+) -> None:
+    """A multi-schema source loads into a target whose schemas and keys exist (migrations)."""
+    source = make_backend("postgres")
+    source.execute(SCHEMA)
+    target = make_backend("postgres")
+    target.execute(SCHEMA.replace("(4, 1);", "(4, 1), (5, NULL);"))  # rows the load replaces
+    config = subsetter.parse_config(
+        f"source: {{url: '{source.url}', schemas: [public, sales, hr]}}\n"
+        "seeds: [{table: customer, where: 'id = 1'}]\n",
+        tmp_path / "c.yml",
+        {},
+    )
+
+    def run(**options: str) -> subsetter.RunResult:
+        return subsetter.run(config, subsetter.RunOptions(target_url=target.url, **options))
+
+    def contents() -> list[list[tuple[int, ...]]]:
+        return [
+            target.query(f"SELECT id FROM {t} ORDER BY id")
+            for t in ("customer", "sales.orders", "hr.employee")
+        ]
+
+    result = run(mode="truncate")
+    assert result.verification is not None and result.verification.ok
+    assert contents() == [[(1,)], [(10,), (11,)], [(1,), (2,), (3,)]]
+    assert result.plan.load is not None
+    order = [str(r) for r in result.plan.load.order]
+    assert order.index("public.customer") < order.index("sales.orders")
+    assert order.index("hr.employee") < order.index("sales.orders")
+    # all three keys, two of them across schemas, checked (the target's and the plan's)
+    assert result.verification.checked == 3
+
+    target.execute("INSERT INTO hr.employee VALUES (9, 1); UPDATE public.customer SET name = 'x'")
+    result = run(mode="append", on_conflict="skip")
+    assert result.verification is not None and result.verification.ok
+    assert contents() == [[(1,)], [(10,), (11,)], [(1,), (2,), (3,), (9,)]]
+    assert target.query("SELECT name FROM customer") == [("x",)]
+    result = run(mode="append", on_conflict="update")
+    assert target.query("SELECT name FROM customer") == [("a",)]
+
+
+@pytest.mark.server
 def test_staging_file_removed_by_default(
     make_backend: Callable[[str], Backend], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
