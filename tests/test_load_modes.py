@@ -309,3 +309,49 @@ def test_depth_follow_and_seed_number_on_rows(
 
     one, two = sample(1), sample(2)
     assert one != two and one == sample(1) and 10 < len(one) < 50
+
+
+TREE = (
+    "CREATE TABLE tree (id int PRIMARY KEY, parent_id int, label varchar(20), "
+    "FOREIGN KEY (parent_id) REFERENCES tree (id))"
+)
+
+
+@pytest.mark.server
+@pytest.mark.parametrize("engine", ["postgres", "mysql"])
+def test_null_then_update_is_set_based_and_rolls_back(
+    engine: str,
+    make_backend: Callable[[str], Backend],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A self-referencing table's keys are set by one joined UPDATE per batch, in the load's
+    transaction: a failure after it leaves the target as it was, and no scratch table stays."""
+    source, target = make_backend(engine), make_backend(engine)
+    values = ", ".join(f"({n}, {n // 2 or 'NULL'}, 'n{n}')" for n in range(1, 3001))
+    for db in (source, target):
+        db.execute(TREE)
+    source.execute(f"INSERT INTO tree VALUES {values}")
+    target.execute("INSERT INTO tree VALUES (1, NULL, 'old'), (2, 1, 'old')")
+    config = make_config(tmp_path, source.url, "seeds:\n  - table: tree\n")
+
+    def broken_verify(*args: object, **kwargs: object) -> None:
+        raise subsetter.IntegrityError("injected after the UPDATE")
+
+    with monkeypatch.context() as patched:
+        patched.setattr("subsetter.load.verify_target", broken_verify)
+        with pytest.raises(subsetter.IntegrityError, match="injected"):
+            run_into(config, target, mode="truncate", batch_size=1000)
+    assert target.query("SELECT id, parent_id, label FROM tree ORDER BY id") == [
+        (1, None, "old"), (2, 1, "old"),
+    ]  # fmt: skip
+
+    result = run_into(config, target, mode="truncate", batch_size=1000)
+    assert strategies(result) == {"tree": "null_then_update"}
+    assert_intact(source, target, result)
+    assert_rows_equal(source, target)
+    assert target.query("SELECT count(*) FROM tree WHERE parent_id IS NULL") == [(1,)]
+    if engine == "postgres":  # the scratch table lived in pg_temp, in no schema of the target
+        assert target.query(
+            "SELECT count(*) FROM information_schema.tables WHERE table_name LIKE '%subsetter%'"
+        ) == [(0,)]

@@ -106,6 +106,9 @@ class Dialect:
     """The engine's name as people write it, for messages."""
     supports_schemas: ClassVar[bool] = True
     """Tables live in named schemas that a target can create."""
+    drop_scratch_sql: ClassVar[str] = "DROP TABLE"
+    """How to drop a temporary table without side effects (MySQL: no implicit commit)."""
+
     transactional_ddl: ClassVar[bool] = True
     """CREATE/DROP TABLE can be rolled back, so a failed load leaves nothing behind."""
     constraints_after_load: ClassVar[bool] = True
@@ -647,13 +650,40 @@ class Dialect:
         columns: Sequence[str],
         rows: list[Row],
     ) -> None:
-        """Set ``columns`` (now NULL) of the rows found by ``key``; rows hold key values first."""
-        sets = ", ".join(f"{self.quote(c)} = {self.param}" for c in columns)
-        match = " AND ".join(f"{self.quote(c)} = {self.param}" for c in key)
-        unset = " AND ".join(f"{self.quote(c)} IS NULL" for c in columns)
-        sql = f"UPDATE {self.table_sql(target)} SET {sets} WHERE {match} AND {unset}"
-        width = len(key)
-        self.execute_many(conn, sql, [tuple(r[width:]) + tuple(r[:width]) for r in rows])
+        """Set ``columns`` (now NULL) of the rows found by ``key``; rows hold key values first.
+
+        Set-based, so a cycle of millions of rows is not one round trip per row: the values go
+        through the bulk path (``insert_rows``) into a temporary table on the target, then one
+        joined UPDATE sets them. The temporary table copies the target's column types.
+        """
+        scratch = self.scratch_table("_subsetter_update")
+        names = [*key, *columns]
+        self.execute(
+            conn,
+            f"CREATE TEMPORARY TABLE {self.table_sql(scratch)} AS SELECT "
+            f"{self.columns_sql(names)} FROM {self.table_sql(target)} WHERE 1 = 0",
+        )
+        try:
+            self.insert_rows(conn, scratch, names, rows)
+            self.execute(conn, self.update_from_sql(target, scratch, key, columns))
+        finally:
+            self.execute(conn, f"{self.drop_scratch_sql} {self.table_sql(scratch)}")
+
+    def scratch_table(self, name: str) -> TableRef:
+        """Where a temporary table of this session is made (and only found by this session)."""
+        return TableRef(None, name)
+
+    def update_from_sql(
+        self, target: TableRef, scratch: TableRef, key: Sequence[str], columns: Sequence[str]
+    ) -> str:
+        """One UPDATE setting the NULL ``columns`` of ``target`` from ``scratch``, by ``key``."""
+        sets = ", ".join(f"{self.quote(c)} = s.{self.quote(c)}" for c in columns)
+        match = " AND ".join(f"t.{self.quote(c)} = s.{self.quote(c)}" for c in key)
+        unset = " AND ".join(f"t.{self.quote(c)} IS NULL" for c in columns)
+        return (
+            f"UPDATE {self.table_sql(target)} AS t SET {sets} "
+            f"FROM {self.table_sql(scratch)} AS s WHERE {match} AND {unset}"
+        )
 
     def execute_many(self, conn: Any, sql: str, rows: Sequence[Row]) -> None:
         """Run one statement once per row of parameters."""

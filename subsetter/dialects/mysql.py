@@ -459,6 +459,21 @@ class MySQLDialect(SQLAlchemyReflection):
             rows,
         )
 
+    # DROP TABLE without TEMPORARY commits the transaction implicitly.
+    drop_scratch_sql = "DROP TEMPORARY TABLE"
+
+    def update_from_sql(
+        self, target: TableRef, scratch: TableRef, key: Sequence[str], columns: Sequence[str]
+    ) -> str:
+        # MySQL has no UPDATE ... FROM: the join goes in the UPDATE's table list.
+        sets = ", ".join(f"t.{self.quote(c)} = s.{self.quote(c)}" for c in columns)
+        match = " AND ".join(f"t.{self.quote(c)} = s.{self.quote(c)}" for c in key)
+        unset = " AND ".join(f"t.{self.quote(c)} IS NULL" for c in columns)
+        return (
+            f"UPDATE {self.table_sql(target)} AS t JOIN {self.table_sql(scratch)} AS s "
+            f"ON {match} SET {sets} WHERE {unset}"
+        )
+
 
 def _geometry(name: str) -> ColumnType:
     note = f"mysql {name.upper()} kept as bytes (MySQL's internal SRID + WKB form)"

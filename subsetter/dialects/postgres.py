@@ -534,6 +534,10 @@ class PostgresDialect(SQLAlchemyReflection):
         if statements:
             conn.execute(";\n".join(statements))
 
+    def scratch_table(self, name: str) -> TableRef:
+        # Named in pg_temp: dropping it can never reach a real table of that name.
+        return TableRef("pg_temp", name)
+
     def reset_autoincrement(self, conn: Any, target: TableRef, column: str) -> None:
         table = self.table_sql(target)
         conn.execute(
