@@ -361,18 +361,25 @@ class Staging:
         """A FROM item: the staging table, or its rows matching ``condition`` (source SQL).
 
         A polymorphic key's condition names the source's columns, so it runs on a projection
-        that gives the positional columns their source names as well.
+        holding only those names (and the row id under a name no column has): a source column
+        called ``c0`` or ``_gen`` then means that column, never a staging one. The rows it
+        picks are then read with their positional columns.
         """
         name, table, _ = self._tables[ref]
         if condition is None:
             return name
-        named = ", ".join(
-            f'c{i} AS "{c.replace(chr(34), chr(34) * 2)}"' for i, c in enumerate(table.column_names)
-        )
+        rowid = "_rowid"
+        while rowid in table.column_names:
+            rowid = f"_{rowid}"
+        named = ", ".join(f"c{i} AS {_quoted(c)}" for i, c in enumerate(table.column_names))
         cols = ", ".join(f"c{i}" for i in range(len(table.columns)))
+        picked = (
+            f"SELECT {_quoted(rowid)} FROM (SELECT {named}, rowid AS {_quoted(rowid)} "
+            f"FROM {name}) WHERE ({condition})"
+        )
         return (
-            f"(SELECT {cols}, _gen, _dgen, _depth, _rowid FROM (SELECT *, rowid AS _rowid, "
-            f"{named} FROM {name}) WHERE ({condition}))"
+            f"(SELECT {cols}, _gen, _dgen, _depth, rowid AS _rowid FROM {name} "
+            f"WHERE rowid IN ({picked}))"
         )
 
     def missing_parent_keys(self, fk: ForeignKey, gen: int, size: int) -> Iterator[pa.RecordBatch]:
@@ -750,3 +757,8 @@ class KeptStaging:
             f"SELECT {cols}, _gen, _dgen FROM {name} WHERE {' AND '.join(cond)} LIMIT 10", params
         ).fetchall()
         return [(dict(zip(names, r[:-2], strict=True)), r[-2], r[-1]) for r in found]
+
+
+def _quoted(name: str) -> str:
+    """A DuckDB identifier for a source column name, whatever characters it holds."""
+    return '"' + name.replace('"', '""') + '"'

@@ -355,3 +355,39 @@ def test_null_then_update_is_set_based_and_rolls_back(
         assert target.query(
             "SELECT count(*) FROM information_schema.tables WHERE table_name LIKE '%subsetter%'"
         ) == [(0,)]
+
+
+@pytest.mark.server
+def test_polymorphic_condition_on_columns_named_like_staging_ones(
+    make_backend: Callable[[str], Backend], tmp_path: Path
+) -> None:
+    """A source column called c0 (staging's first positional name) or _gen (its round) is the
+    column the polymorphic `where` means, in staging as on the source and the target."""
+    source, target = make_backend("postgres"), make_backend("postgres")
+    source.execute(
+        "CREATE TABLE post (id int PRIMARY KEY);"
+        "CREATE TABLE photo (id int PRIMARY KEY);"
+        'CREATE TABLE note (id int PRIMARY KEY, c0 text NOT NULL, c1 int, "_gen" int, '
+        '"_rowid" int);'
+        "INSERT INTO post VALUES (1), (2), (3); INSERT INTO photo VALUES (1), (2), (3);"
+        "INSERT INTO note VALUES (1, 'Post', 1, 0, 7), (2, 'Photo', 2, 0, 7), "
+        "(3, 'Video', 9, 0, 7), (4, 'Photo', 1, 1, 7), (5, 'Post', 3, 0, 7)"
+    )
+    body = """\
+        seeds:
+          - table: note
+            where: "id <= 4"
+        virtual_foreign_keys:
+          - child: note(c1)
+            parent: post(id)
+            where: "c0 = 'Post' AND _gen = 0 AND _rowid = 7"
+          - child: note(c1)
+            parent: photo(id)
+            where: "c0 = 'Photo'"
+    """
+    result = run_into(make_config(tmp_path, source.url, body), target)
+    assert result.verification is not None and result.verification.ok
+    assert ids(target, "note") == {1, 2, 3, 4}
+    assert ids(target, "post") == {1}  # note 1's; note 5 is no seed
+    assert ids(target, "photo") == {1, 2}  # notes 2 and 4; the Video has no table
+    assert_rows_equal(source, target)
