@@ -107,6 +107,40 @@ def test_truncate_and_append_into_existing_schemas(
 
 
 @pytest.mark.server
+def test_truncate_into_mariadb_names_other_schemas_by_prefix(
+    make_backend: Callable[[str], Backend], tmp_path: Path
+) -> None:
+    """MariaDB has no schemas inside a database: sales.orders is the target's sales_orders."""
+    source = make_backend("postgres")
+    source.execute(SCHEMA)
+    target = make_backend("mysql")
+    for statement in (
+        "CREATE TABLE hr_employee (id int PRIMARY KEY, boss_id int, "
+        "FOREIGN KEY (boss_id) REFERENCES hr_employee (id))",
+        "CREATE TABLE customer (id int PRIMARY KEY, name text)",
+        "CREATE TABLE sales_orders (id int PRIMARY KEY, customer_id int NOT NULL, rep_id int, "
+        "FOREIGN KEY (customer_id) REFERENCES customer (id), "
+        "FOREIGN KEY (rep_id) REFERENCES hr_employee (id))",
+        "INSERT INTO hr_employee VALUES (7, NULL)",
+        "INSERT INTO customer VALUES (7, 'old')",
+        "INSERT INTO sales_orders VALUES (70, 7, 7)",
+    ):
+        target.execute(statement)
+    config = subsetter.parse_config(
+        f"source: {{url: '{source.url}', schemas: [public, sales, hr]}}\n"
+        "seeds: [{table: customer, where: 'id = 1'}]\n",
+        tmp_path / "c.yml",
+        {},
+    )
+    result = subsetter.run(config, subsetter.RunOptions(target_url=target.url, mode="truncate"))
+    assert result.verification is not None and result.verification.ok
+    assert result.verification.checked == 3
+    assert target.query("SELECT id FROM customer ORDER BY id") == [(1,)]
+    assert target.query("SELECT id FROM sales_orders ORDER BY id") == [(10,), (11,)]
+    assert target.query("SELECT id FROM hr_employee ORDER BY id") == [(1,), (2,), (3,)]
+
+
+@pytest.mark.server
 def test_staging_file_removed_by_default(
     make_backend: Callable[[str], Backend], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
