@@ -27,19 +27,30 @@ INSERT INTO sales.orders VALUES (10, 1, 3), (11, 1, NULL), (12, 2, 4), (13, 3, 4
 """
 
 
-@pytest.mark.server
-def test_foreign_keys_across_schemas(
-    make_backend: Callable[[str], Backend], tmp_path: Path
-) -> None:
-    source = make_backend("postgres")
-    source.execute(SCHEMA)
-    target = make_backend("postgres")
-    config = subsetter.parse_config(
+@pytest.fixture
+def source(make_backend: Callable[[str], Backend]) -> Backend:
+    """A PostgreSQL source holding SCHEMA."""
+    backend = make_backend("postgres")
+    backend.execute(SCHEMA)
+    return backend
+
+
+def _customer_1(source: Backend, tmp_path: Path) -> subsetter.Config:
+    """The config reading the three schemas, seeded with customer 1."""
+    return subsetter.parse_config(
         f"source: {{url: '{source.url}', schemas: [public, sales, hr]}}\n"
         "seeds: [{table: customer, where: 'id = 1'}]\n",
         tmp_path / "c.yml",
         {},
     )
+
+
+@pytest.mark.server
+def test_foreign_keys_across_schemas(
+    source: Backend, make_backend: Callable[[str], Backend], tmp_path: Path
+) -> None:
+    target = make_backend("postgres")
+    config = _customer_1(source, tmp_path)
     staging = tmp_path / "kept.duckdb"
 
     result = subsetter.run(
@@ -64,19 +75,12 @@ def test_foreign_keys_across_schemas(
 
 @pytest.mark.server
 def test_truncate_and_append_into_existing_schemas(
-    make_backend: Callable[[str], Backend], tmp_path: Path
+    source: Backend, make_backend: Callable[[str], Backend], tmp_path: Path
 ) -> None:
     """A multi-schema source loads into a target whose schemas and keys exist (migrations)."""
-    source = make_backend("postgres")
-    source.execute(SCHEMA)
     target = make_backend("postgres")
     target.execute(SCHEMA.replace("(4, 1);", "(4, 1), (5, NULL);"))  # rows the load replaces
-    config = subsetter.parse_config(
-        f"source: {{url: '{source.url}', schemas: [public, sales, hr]}}\n"
-        "seeds: [{table: customer, where: 'id = 1'}]\n",
-        tmp_path / "c.yml",
-        {},
-    )
+    config = _customer_1(source, tmp_path)
 
     def run(**options: str) -> subsetter.RunResult:
         return subsetter.run(config, subsetter.RunOptions(target_url=target.url, **options))
@@ -108,11 +112,9 @@ def test_truncate_and_append_into_existing_schemas(
 
 @pytest.mark.server
 def test_truncate_into_mariadb_names_other_schemas_by_prefix(
-    make_backend: Callable[[str], Backend], tmp_path: Path
+    source: Backend, make_backend: Callable[[str], Backend], tmp_path: Path
 ) -> None:
     """MariaDB has no schemas inside a database: sales.orders is the target's sales_orders."""
-    source = make_backend("postgres")
-    source.execute(SCHEMA)
     target = make_backend("mysql")
     for statement in (
         "CREATE TABLE hr_employee (id int PRIMARY KEY, boss_id int, "
@@ -126,12 +128,7 @@ def test_truncate_into_mariadb_names_other_schemas_by_prefix(
         "INSERT INTO sales_orders VALUES (70, 7, 7)",
     ):
         target.execute(statement)
-    config = subsetter.parse_config(
-        f"source: {{url: '{source.url}', schemas: [public, sales, hr]}}\n"
-        "seeds: [{table: customer, where: 'id = 1'}]\n",
-        tmp_path / "c.yml",
-        {},
-    )
+    config = _customer_1(source, tmp_path)
     result = subsetter.run(config, subsetter.RunOptions(target_url=target.url, mode="truncate"))
     assert result.verification is not None and result.verification.ok
     assert result.verification.checked == 3
@@ -142,14 +139,15 @@ def test_truncate_into_mariadb_names_other_schemas_by_prefix(
 
 @pytest.mark.server
 def test_staging_file_removed_by_default(
-    make_backend: Callable[[str], Backend], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    source: Backend,
+    make_backend: Callable[[str], Backend],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("TMPDIR", str(tmp_path))
     import tempfile
 
     monkeypatch.setattr(tempfile, "tempdir", None)
-    source = make_backend("postgres")
-    source.execute(SCHEMA)
     target = make_backend("sqlite")
     config = subsetter.parse_config(
         f"source: {{url: '{source.url}'}}\nseeds: [{{table: customer}}]\n", tmp_path / "c.yml", {}

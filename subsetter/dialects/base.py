@@ -677,13 +677,18 @@ class Dialect:
         self, target: TableRef, scratch: TableRef, key: Sequence[str], columns: Sequence[str]
     ) -> str:
         """One UPDATE setting the NULL ``columns`` of ``target`` from ``scratch``, by ``key``."""
-        sets = ", ".join(f"{self.quote(c)} = s.{self.quote(c)}" for c in columns)
         match = " AND ".join(f"t.{self.quote(c)} = s.{self.quote(c)}" for c in key)
         unset = " AND ".join(f"t.{self.quote(c)} IS NULL" for c in columns)
-        return (
-            f"UPDATE {self.table_sql(target)} AS t SET {sets} "
-            f"FROM {self.table_sql(scratch)} AS s WHERE {match} AND {unset}"
+        return self.joined_update_sql(
+            self.table_sql(target), self.table_sql(scratch), columns, match, unset
         )
+
+    def joined_update_sql(
+        self, target: str, scratch: str, columns: Sequence[str], match: str, where: str
+    ) -> str:
+        """``UPDATE target AS t`` setting ``columns`` from ``scratch AS s`` joined on ``match``."""
+        sets = ", ".join(f"{self.quote(c)} = s.{self.quote(c)}" for c in columns)
+        return f"UPDATE {target} AS t SET {sets} FROM {scratch} AS s WHERE {match} AND {where}"
 
     def execute_many(self, conn: Any, sql: str, rows: Sequence[Row]) -> None:
         """Run one statement once per row of parameters."""

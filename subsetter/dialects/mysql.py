@@ -462,17 +462,12 @@ class MySQLDialect(SQLAlchemyReflection):
     # DROP TABLE without TEMPORARY commits the transaction implicitly.
     drop_scratch_sql = "DROP TEMPORARY TABLE"
 
-    def update_from_sql(
-        self, target: TableRef, scratch: TableRef, key: Sequence[str], columns: Sequence[str]
+    def joined_update_sql(
+        self, target: str, scratch: str, columns: Sequence[str], match: str, where: str
     ) -> str:
         # MySQL has no UPDATE ... FROM: the join goes in the UPDATE's table list.
         sets = ", ".join(f"t.{self.quote(c)} = s.{self.quote(c)}" for c in columns)
-        match = " AND ".join(f"t.{self.quote(c)} = s.{self.quote(c)}" for c in key)
-        unset = " AND ".join(f"t.{self.quote(c)} IS NULL" for c in columns)
-        return (
-            f"UPDATE {self.table_sql(target)} AS t JOIN {self.table_sql(scratch)} AS s "
-            f"ON {match} SET {sets} WHERE {unset}"
-        )
+        return f"UPDATE {target} AS t JOIN {scratch} AS s ON {match} SET {sets} WHERE {where}"
 
 
 def _geometry(name: str) -> ColumnType:
