@@ -124,6 +124,7 @@ class Staging:
         """Bytes (as Arrow) in each ``_in`` table, waiting for ``settle``."""
         self._pending_bytes = 0
         self._settled = 0  # new rows settled early, before the round's ``settle``
+        self._down_in: set[TableRef] = set()  # tables whose _in holds rows pulling children
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -245,6 +246,8 @@ class Staging:
             marked = pa.table([*batch.columns, *flags], names=[*batch.column_names, *_MARKS])
             pending = self._pending.setdefault(ref, [])
             pending.append(marked)
+            if down:
+                self._down_in.add(ref)
             self._pending_bytes += marked.nbytes
             if sum(t.num_rows for t in pending) >= _APPEND_ROWS:
                 self._append(ref)
@@ -315,12 +318,14 @@ class Staging:
                 f"FROM {name}_in b ANTI JOIN present s ON {match} "
                 f"WHERE b.rowid IN (SELECT min(rowid) FROM {name}_in GROUP BY {keys})"
             ).fetchone()
-            self.conn.execute(
-                f"UPDATE {name} s SET _dgen = b._dgen, _depth = b._depth FROM (SELECT {keys}, "
-                f"min(_dgen) AS _dgen, min(_depth) AS _depth FROM {name}_in "
-                f"WHERE _dgen IS NOT NULL GROUP BY ALL) b WHERE s._dgen IS NULL AND {match}"
-            )
+            if ref in self._down_in:  # only rows that arrived pulling children upgrade others
+                self.conn.execute(
+                    f"UPDATE {name} s SET _dgen = b._dgen, _depth = b._depth FROM (SELECT "
+                    f"{keys}, min(_dgen) AS _dgen, min(_depth) AS _depth FROM {name}_in "
+                    f"WHERE _dgen IS NOT NULL GROUP BY ALL) b WHERE s._dgen IS NULL AND {match}"
+                )
             self.conn.execute(f"TRUNCATE {name}_in")
+        self._down_in.discard(ref)
         del self._appended[ref]
         return int(inserted[0]) if inserted else 0
 
