@@ -422,7 +422,16 @@ def parse_config(text: str, file: Path | None, environ: Mapping[str, str]) -> Co
     """Validate YAML ``text``; ``file`` only names the source in messages and anchors paths."""
     name = file.name if file else "config"
     try:
+        return _parse_config(text, file, environ, name)
+    except RecursionError:  # thousands of nested brackets: every recursive walk gives up
+        raise ConfigError(f"{name}: lists or mappings nest too deeply to be a config") from None
+
+
+def _parse_config(text: str, file: Path | None, environ: Mapping[str, str], name: str) -> Config:
+    try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
+        if node is not None:
+            _check_aliases(node, name)
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
@@ -447,6 +456,45 @@ def parse_config(text: str, file: Path | None, environ: Mapping[str, str]) -> Co
     config._positions = positions
     config._sha256 = hashlib.sha256(text.encode("utf-8")).hexdigest()
     return config
+
+
+_MAX_EXPANDED_NODES = 100_000
+
+
+def _check_aliases(root: yaml.Node, name: str) -> None:
+    """Refuse an alias that contains itself, and aliases that expand to a huge document.
+
+    ``&a [*a]`` is a list holding itself, and ten nested lists of ten aliases each ("billion
+    laughs") expand to 10^10 values: either would make every walk over the config endless.
+    """
+    sizes: dict[int, int] = {}
+    open_nodes: set[int] = set()
+
+    def size(node: yaml.Node) -> int:
+        if id(node) in sizes:
+            return sizes[id(node)]
+        if id(node) in open_nodes:
+            mark = node.start_mark
+            raise ConfigError(
+                f"{name}:{mark.line + 1}:{mark.column + 1}: a YAML alias refers to the anchor "
+                "that contains it (a recursive structure); write the values out instead"
+            )
+        open_nodes.add(id(node))
+        total = 1
+        if isinstance(node, yaml.MappingNode):
+            total += sum(size(k) + size(v) for k, v in node.value)
+        elif isinstance(node, yaml.SequenceNode):
+            total += sum(size(item) for item in node.value)
+        open_nodes.discard(id(node))
+        sizes[id(node)] = total
+        if total > _MAX_EXPANDED_NODES:
+            raise ConfigError(
+                f"{name}: YAML aliases expand this file to more than {_MAX_EXPANDED_NODES:,} "
+                "values; a subsetter config is never that large"
+            )
+        return total
+
+    size(root)
 
 
 def _record_positions(node: yaml.Node, key: KeyPath, out: dict[KeyPath, tuple[int, int]]) -> None:

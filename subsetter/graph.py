@@ -18,7 +18,7 @@ Edges go from child table to parent table, one per foreign key.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 
 import networkx as nx
 
@@ -49,16 +49,24 @@ class FkGraph:
 
     def upstream(self, starts: Iterable[TableRef]) -> set[TableRef]:
         """Tables reachable from ``starts`` through foreign keys to parents, starts included."""
-        found = set(starts)
-        for start in list(found):
-            found |= nx.descendants(self._g, start)
-        return found
+        return self._reach(starts, self._g.successors)
 
     def downstream(self, starts: Iterable[TableRef]) -> set[TableRef]:
         """Tables reachable from ``starts`` through foreign keys to children, starts included."""
+        return self._reach(starts, self._g.predecessors)
+
+    @staticmethod
+    def _reach(
+        starts: Iterable[TableRef], step: Callable[[TableRef], Iterator[TableRef]]
+    ) -> set[TableRef]:
+        # One walk from all starts at once: a walk per start costs starts x reach (2,000 tables).
         found = set(starts)
-        for start in list(found):
-            found |= nx.ancestors(self._g, start)
+        todo = list(found)
+        while todo:
+            for nxt in step(todo.pop()):
+                if nxt not in found:
+                    found.add(nxt)
+                    todo.append(nxt)
         return found
 
     def cycles(self) -> list[tuple[TableRef, ...]]:

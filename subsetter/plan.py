@@ -199,8 +199,9 @@ def build_plan(catalog: Catalog, config: Config, dialect: Dialect) -> Plan:
             reasons[fk.parent].append(f"parent of {fk.child} via {fk.columns_label}")
     # Every key into a planned table, so the plan also says why a child table stayed out.
     into = dict.fromkeys(fk for t in sorted(tables) for fk in graph.children(t))
+    followed = set(downstream)  # a list: `in` on it made 5,000 keys cost 25 million compares
     relations = tuple(
-        _decide(fk, policy.get(fk), fk in downstream, depth, config.max_depth) for fk in into
+        _decide(fk, policy.get(fk), fk in followed, depth, config.max_depth) for fk in into
     )
     limits = {
         fk: ChildLimit(rel.limit, rel.order_by)
