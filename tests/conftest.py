@@ -319,3 +319,12 @@ def demo_on(servers: Servers) -> Iterator[Callable[[str], Backend]]:
     yield get
     for db in made.values():
         servers.drop(db.name, db.database)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _readonly_readers() -> Iterator[None]:
+    """Drop the read-only role and user of SUBSETTER_READONLY_SOURCE=1 at the session's end."""
+    yield
+    from tests.readonly import drop_readers
+
+    drop_readers()

@@ -14,11 +14,15 @@ from typing import Any
 import subsetter
 from tests import oracle
 from tests.oracle import Database
+from tests.readonly import as_reader
 
 
 def make_config(tmp_path: Path, source_url: str, body: str) -> subsetter.Config:
-    """Parse a config whose source is `source_url` and whose other keys are `body` (YAML)."""
-    text = f"source:\n  url: {source_url}\n{textwrap.dedent(body)}"
+    """Parse a config whose source is `source_url` and whose other keys are `body` (YAML).
+
+    With SUBSETTER_READONLY_SOURCE=1 a server source is read as a SELECT-only role instead.
+    """
+    text = f"source:\n  url: {as_reader(source_url)}\n{textwrap.dedent(body)}"
     return subsetter.parse_config(text, tmp_path / "c.yml", {})
 
 
