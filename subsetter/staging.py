@@ -113,6 +113,7 @@ class Staging:
         # DuckDB would cache up to 80% of RAM; a fixed budget makes it spill to disk instead,
         # so memory stays flat however large the subset grows.
         self.conn.execute(f"SET memory_limit = '{memory_limit}'")
+        self._budget = _parse_bytes(memory_limit)
         # Keeping the order of INSERT ... SELECT makes DuckDB hold the whole result in memory;
         # nothing here depends on the order rows were staged in.
         self.conn.execute("SET preserve_insertion_order = false")
@@ -231,6 +232,7 @@ class Staging:
         """
         if not batch.num_rows:
             return 0
+        self._make_room(batch.nbytes)
         name, table, staged = self._tables[ref]
         if isinstance(batch, pa.RecordBatch):
             batch = pa.Table.from_batches([batch])  # DuckDB scans it by its variable name
@@ -272,9 +274,23 @@ class Staging:
                 )
         return int(inserted[0]) if inserted else 0
 
+    def _make_room(self, nbytes: int) -> None:
+        """Raise the memory budget to fit a batch holding a huge value (a 100 MB blob).
+
+        DuckDB spills whole blocks, never part of one value, so a budget smaller than a few
+        copies of the largest value fails with "could not allocate block". Memory then grows
+        with the largest value, still not with the number of rows.
+        """
+        need = 4 * nbytes
+        if need > self._budget:
+            self._budget = need
+            with self._guard():
+                self.conn.execute(f"SET memory_limit = '{need // 2**20 + 1}MB'")
+
     def _append(self, ref: TableRef) -> None:
         """Write the batches waiting in memory for ``ref`` to its ``_in`` table, in one go."""
         waiting = pa.concat_tables(self._pending.pop(ref, []), memory_pool=ARROW_POOL)
+        self._make_room(waiting.nbytes)
         self._pending_bytes -= waiting.nbytes
         with self._guard():
             self.conn.execute(f"INSERT INTO {self._tables[ref][0]}_in SELECT * FROM waiting")
@@ -663,6 +679,16 @@ _SETTLE_BYTES = 4 << 20
 """Bytes (as Arrow) in one ``_in`` table that are settled at once, before the round ends."""
 _PENDING_BYTES = 8 << 20
 """Bytes all tables may hold in memory before they are appended, to keep memory flat."""
+
+
+def _parse_bytes(text: str) -> int:
+    """``"64MB"`` -> bytes (DuckDB's units: KB, MB, GB, TB as powers of 1024)."""
+    units = {"KB": 2**10, "MB": 2**20, "GB": 2**30, "TB": 2**40}
+    size = text.strip().upper().replace("I", "")
+    for unit, factor in units.items():
+        if size.endswith(unit):
+            return int(float(size[: -len(unit)]) * factor)
+    return int(size)
 
 
 def _chain(first: Converter | None, second: Converter | None) -> Converter | None:
