@@ -22,6 +22,7 @@ from typing import Any
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from subsetter.catalog import ColumnType, ForeignKey, Table, TableRef
 from subsetter.errors import ConfigError, SourceError, StagingError
@@ -232,7 +233,7 @@ class Staging:
         """
         if not batch.num_rows:
             return 0
-        self._make_room(batch.nbytes)
+        self._make_room(_largest_value(batch))
         name, table, staged = self._tables[ref]
         if isinstance(batch, pa.RecordBatch):
             batch = pa.Table.from_batches([batch])  # DuckDB scans it by its variable name
@@ -274,14 +275,15 @@ class Staging:
                 )
         return int(inserted[0]) if inserted else 0
 
-    def _make_room(self, nbytes: int) -> None:
-        """Raise the memory budget to fit a batch holding a huge value (a 100 MB blob).
+    def _make_room(self, largest: int) -> None:
+        """Raise the memory budget to fit a huge value (a 100 MB blob): four times its size.
 
         DuckDB spills whole blocks, never part of one value, so a budget smaller than a few
         copies of the largest value fails with "could not allocate block". Memory then grows
-        with the largest value, still not with the number of rows.
+        with the largest value, still not with the number of rows; values under 16 MB never
+        change the budget.
         """
-        need = 4 * nbytes
+        need = 4 * largest
         if need > self._budget:
             self._budget = need
             with self._guard():
@@ -290,7 +292,6 @@ class Staging:
     def _append(self, ref: TableRef) -> None:
         """Write the batches waiting in memory for ``ref`` to its ``_in`` table, in one go."""
         waiting = pa.concat_tables(self._pending.pop(ref, []), memory_pool=ARROW_POOL)
-        self._make_room(waiting.nbytes)
         self._pending_bytes -= waiting.nbytes
         with self._guard():
             self.conn.execute(f"INSERT INTO {self._tables[ref][0]}_in SELECT * FROM waiting")
@@ -679,6 +680,22 @@ _SETTLE_BYTES = 4 << 20
 """Bytes (as Arrow) in one ``_in`` table that are settled at once, before the round ends."""
 _PENDING_BYTES = 8 << 20
 """Bytes all tables may hold in memory before they are appended, to keep memory flat."""
+
+
+def _largest_value(batch: pa.Table | pa.RecordBatch) -> int:
+    """Bytes of the longest string or binary value in the batch (0 without such columns)."""
+    largest = 0
+    for column in batch.columns:
+        kind = column.type
+        if (
+            pa.types.is_binary(kind)
+            or pa.types.is_string(kind)
+            or pa.types.is_large_binary(kind)
+            or pa.types.is_large_string(kind)
+        ):
+            longest = pc.max(pc.binary_length(column)).as_py()
+            largest = max(largest, longest or 0)
+    return largest
 
 
 def _parse_bytes(text: str) -> int:
