@@ -234,14 +234,23 @@ def load(
             raise
         if not dialect.is_driver_error(exc):
             raise
-        table = f" table {loading}" if loading else ""
-        transient = dialect.is_transient(exc)
-        what = "lost its connection" if transient else "failed"
-        raise LoadError(
-            f"loading{table} into {dialect.describe()} {what}: {dialect.wrap_error(exc)}"
-            + (kept or "; nothing was committed"),
-            transient=transient and not left,
-        ) from None
+        outcome = kept or "; nothing was committed"
+        raise _load_error(dialect, exc, loading, "", outcome, retry=not left) from None
+
+
+def _load_error(
+    dialect: Dialect, exc: BaseException, loading: TableRef | None, mode: str, outcome: str,
+    retry: bool = True,
+) -> LoadError:  # fmt: skip
+    """The one-line error for a driver error while loading: a lost connection, or a failure."""
+    table = f" table {loading}" if loading else ""
+    transient = dialect.is_transient(exc)
+    what = "lost its connection" if transient else "failed"
+    return LoadError(
+        f"loading{table} into {dialect.describe()}{mode} {what}: {dialect.wrap_error(exc)}"
+        + outcome,
+        transient=transient and retry,
+    )
 
 
 def _load_existing(
@@ -310,14 +319,8 @@ def _load_existing(
             conn.rollback()
         if isinstance(exc, SubsetterError) or not dialect.is_driver_error(exc):
             raise
-        table = f" table {loading}" if loading else ""
-        transient = dialect.is_transient(exc)
-        what = "lost its connection" if transient else "failed"
-        raise LoadError(
-            f"loading{table} into {dialect.describe()} (mode {how.mode}) {what}: "
-            f"{dialect.wrap_error(exc)}; nothing was changed",
-            transient=transient,
-        ) from None
+        mode = f" (mode {how.mode})"
+        raise _load_error(dialect, exc, loading, mode, "; nothing was changed") from None
 
 
 def _set_nulled(

@@ -52,72 +52,49 @@ def target_with_bystander(make_backend: Callable[[str], Backend], engine: str) -
     return target
 
 
+KILLS = {
+    # where: (hook moment, error class, words of the message, words of each retry warning)
+    "target": ("on_loaded", subsetter.LoadError, ("into", "lost its connection",
+               "nothing was committed"), "loading again"),
+    "source": ("on_seed", subsetter.SourceError, ("failed on the source",), "extracting again"),
+}  # fmt: skip
+
+
 @pytest.mark.parametrize("every", [False, True], ids=["once", "always"])
+@pytest.mark.parametrize("where", ["target", "source"], ids=["mid-load", "mid-extract"])
 @pytest.mark.parametrize("engine", SERVERS)
-def test_target_connection_killed_mid_load(
+def test_connection_killed(
     engine: str,
+    where: str,
     every: bool,
     demo_on: Callable[[str], Backend],
     make_backend: Callable[[str], Backend],
     staging_dir: Path,
     tmp_path: Path,
 ) -> None:
+    """The target's session killed mid-load, or the source's mid-extract: once, or every time."""
+    moment, error, words, again = KILLS[where]
     source = demo_on(engine)
     before = fingerprint(source)
     target = target_with_bystander(make_backend, engine)
+    victim = target if where == "target" else source
     kills: list[int] = []
-    hook = Hook(on_loaded=lambda n: kills.append(kill_sessions(target)) if every or n == 0 else 0)
+    hook = Hook(**{moment: lambda n: kills.append(kill_sessions(victim)) if every or n == 0 else 0})
     options = subsetter.RunOptions(target_url=target.url)
     if every:
-        with pytest.raises(subsetter.LoadError) as failed:
+        with pytest.raises(error) as failed:
             subsetter.run(config_for(source, tmp_path), options, hook)
         message = str(failed.value)
-        assert "into" in message and "lost its connection" in message, message
-        assert "nothing was committed" in message and "gave up after 3 attempts" in message
+        assert all(w in message for w in words) and "gave up after 3 attempts" in message, message
         assert tables_of(target) == {"bystander"}, "no half-loaded table"
-        assert len(hook.warnings) == 2
-        assert all("loading again" in w for w in hook.warnings)
+        assert len(hook.warnings) == 2 and all(again in w for w in hook.warnings)
     else:
         result = subsetter.run(config_for(source, tmp_path), options, hook)
         assert result.verification is not None and result.verification.ok
         assert result.rows["customer"] == 40
-        oracle.assert_subset_of(source, target, [t for t in result.rows])
-        assert len(hook.warnings) == 1 and "loading again in" in hook.warnings[0]
+        oracle.assert_subset_of(source, target, list(result.rows))
+        assert len(hook.warnings) == 1 and f"{again} in" in hook.warnings[0]
     assert kills and all(k >= 1 for k in kills), "the fault was injected"
-    assert files_in(staging_dir) == []
-    assert fingerprint(source) == before
-
-
-@pytest.mark.parametrize("every", [False, True], ids=["once", "always"])
-@pytest.mark.parametrize("engine", SERVERS)
-def test_source_connection_killed_mid_extract(
-    engine: str,
-    every: bool,
-    demo_on: Callable[[str], Backend],
-    make_backend: Callable[[str], Backend],
-    staging_dir: Path,
-    tmp_path: Path,
-) -> None:
-    source = demo_on(engine)
-    before = fingerprint(source)
-    target = target_with_bystander(make_backend, engine)
-    kills: list[int] = []
-    hook = Hook(on_seed=lambda n: kills.append(kill_sessions(source)) if every or n == 0 else 0)
-    options = subsetter.RunOptions(target_url=target.url)
-    if every:
-        with pytest.raises(subsetter.SourceError) as failed:
-            subsetter.run(config_for(source, tmp_path), options, hook)
-        message = str(failed.value)
-        assert "failed on the source" in message and "gave up after 3 attempts" in message
-        assert tables_of(target) == {"bystander"}
-        assert len(hook.warnings) == 2
-        assert all("extracting again" in w for w in hook.warnings)
-    else:
-        result = subsetter.run(config_for(source, tmp_path), options, hook)
-        assert result.verification is not None and result.verification.ok
-        assert result.rows["customer"] == 40
-        assert len(hook.warnings) == 1 and "extracting again in" in hook.warnings[0]
-    assert kills and all(k >= 1 for k in kills)
     assert files_in(staging_dir) == []
     assert fingerprint(source) == before
 
