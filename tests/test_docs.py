@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import shutil
 import sqlite3
 import subprocess
@@ -26,8 +27,10 @@ from typing import TYPE_CHECKING, Any
 import jsonschema
 import pytest
 import yaml
+from typer.testing import CliRunner
 
 import subsetter
+from subsetter.cli import app
 
 if TYPE_CHECKING:
     from conftest import Backend
@@ -89,23 +92,35 @@ def sandbox(tmp_path: Path) -> Path:
     return tmp_path
 
 
-def sh(
-    command: str, cwd: Path, env: Mapping[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
+ENV = {"CI": "true", "SUBSET_MASK_KEY": "docs-test-key"}  # the quickstart exports a key
+
+
+@dataclass(frozen=True)
+class Done:
+    returncode: int
+    stderr: str
+
+
+def sh(command: str, cwd: Path, env: Mapping[str, str] | None = None) -> Done:
+    """Run a documented command: in-process when plain, through bash when it uses the shell."""
+    line = command.split(" #")[0]
+    if not any(c in line for c in "<>|$;&`"):
+        previous = Path.cwd()
+        os.chdir(cwd)  # file paths in the command are relative to the sandbox
+        try:
+            result = CliRunner(env={**ENV, **(env or {})}).invoke(app, shlex.split(line)[1:])
+        finally:
+            os.chdir(previous)
+        return Done(result.exit_code, result.stderr)
+    done = subprocess.run(
         ["bash", "-c", command],
         cwd=cwd,
         capture_output=True,
         text=True,
         timeout=180,
-        env={
-            **os.environ,
-            "PATH": f"{BIN}:{os.environ['PATH']}",
-            "CI": "true",
-            "SUBSET_MASK_KEY": "docs-test-key",  # the quickstart exports one
-            **(env or {}),
-        },
+        env={**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}", **ENV, **(env or {})},
     )
+    return Done(done.returncode, done.stderr)
 
 
 def run_page(page: Path, folder: Path, env: Mapping[str, str] | None = None) -> list[str]:
