@@ -61,6 +61,13 @@ def test_graph_dot_parses_and_clusters_by_schema(tmp_path: Path) -> None:
     assert edges[("t_orders", "t_customer")].get("penwidth") == "2"
 
 
+def test_the_rendered_example_in_the_docs_is_of_the_demo() -> None:
+    svg = (REPO / "docs" / "img" / "demo-graph.svg").read_text()
+    dot = invoke("graph", str(DEMO), "--format", "dot").stdout
+    for node in re.findall(r'^  "(t_\w+)" \[', dot, re.M):
+        assert f"<title>{node}</title>" in svg, f"{node}: regenerate docs/img/demo-graph.svg"
+
+
 def test_graph_clusters_by_schema() -> None:
     from subsetter.catalog import TableRef
     from subsetter.diagram import render_diagram
