@@ -401,10 +401,7 @@ class PostgresDialect(SQLAlchemyReflection):
         import pyarrow as pa
         import pyarrow.csv as pacsv
 
-        statement = pgsql.SQL("COPY {} ({}) FROM STDIN (FORMAT csv)").format(
-            pgsql.SQL(self.table_sql(target)),
-            pgsql.SQL(", ").join(pgsql.Identifier(c) for c in columns),
-        )
+        statement = self._copy_in_sql(target, columns, " (FORMAT csv)")
         options = pacsv.WriteOptions(include_header=False)
         rows = 0
         with conn.cursor() as cur, cur.copy(statement) as copy:
@@ -518,13 +515,16 @@ class PostgresDialect(SQLAlchemyReflection):
             return interval_text
         return None
 
-    def insert_rows(
-        self, conn: Any, target: TableRef, columns: Sequence[str], rows: list[Row]
-    ) -> None:
-        statement = pgsql.SQL("COPY {} ({}) FROM STDIN").format(
+    def _copy_in_sql(self, target: TableRef, columns: Sequence[str], options: str = "") -> Any:
+        return pgsql.SQL("COPY {} ({}) FROM STDIN" + options).format(
             pgsql.SQL(self.table_sql(target)),
             pgsql.SQL(", ").join(pgsql.Identifier(c) for c in columns),
         )
+
+    def insert_rows(
+        self, conn: Any, target: TableRef, columns: Sequence[str], rows: list[Row]
+    ) -> None:
+        statement = self._copy_in_sql(target, columns)
         with conn.cursor() as cur, cur.copy(statement) as copy:
             for row in rows:
                 copy.write_row(row)
