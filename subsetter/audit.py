@@ -87,6 +87,9 @@ _NAME_RULES: tuple[_NameRule, ...] = (
     _NameRule("city", _words(r"\w*city"), "city", person_table=True),
     _NameRule("photo", _words("picture", "photo", "avatar", "portrait", "selfie"), "null",
               person_table=True),
+    _NameRule("location", _words("location", "geo_?location", "coordinates", "gps", "lat",
+                                 "latitude", "lng", "lon", "longitude", "geom"),
+              "null", person_table=True),
 )  # fmt: skip
 
 _PERSON_TABLES = _words(

@@ -130,7 +130,7 @@ def test_names_reveal_columns_and_context_decides_the_ambiguous_ones() -> None:
         ("FirstName", "string"), ("name", "string"), ("DOB", "date"), ("zipCode", "string"),
         ("mobile_phone", "string"), ("pwd_hash", "string"), ("api_token", "string"),
         ("city", "string"), ("created_at", "timestamp"), ("status", "string"),
-        ("address_id", "integer"),
+        ("address_id", "integer"), ("geo_location", "other"),
     )  # fmt: skip
     assert detected(people, {}) == {
         "FirstName": "first_name",
@@ -141,6 +141,7 @@ def test_names_reveal_columns_and_context_decides_the_ambiguous_ones() -> None:
         "pwd_hash": "secret",
         "api_token": "secret",
         "city": "city",
+        "geo_location": "location",
     }
     # a bare "name" or "city" in a lookup table is not about a person
     assert detected(table("genre", ("name", "string"), ("city", "string")), {}) == {}
