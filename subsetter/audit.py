@@ -8,8 +8,9 @@ the column seems to hold and which mask fits it. Names find most columns; values
 security numbers) and free text that contains any of these. Where Microsoft Presidio is installed
 (``pip install 'subsetter[presidio]'``), it also reads free text for names, phones and addresses.
 
-``audit(config)`` reflects the source, samples each table cheaply (``LIMIT``, never a full
-scan), runs the detector and marks what the config masks or keeps; ``subset audit`` renders it.
+``audit(config)`` (pipeline.py) samples each table cheaply (``LIMIT``, never a full scan);
+``audit_config`` runs the detector and marks what the config masks or keeps (``subset audit``);
+``suggest_masks`` turns findings into masks that fit their columns (``subset init``).
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ from typing import Any
 
 from subsetter.catalog import Catalog, Table, TableRef
 from subsetter.config import Config
-from subsetter.mask import column_label, plan_masks
+from subsetter.mask import column_label, in_unique_key, plan_masks
+from subsetter.strategies import STRATEGIES, check_fit
 
 SAMPLE_ROWS = 200
 """Rows read per table: enough to see a pattern, cheap on any table size."""
@@ -316,9 +318,27 @@ def audit_catalog(
 
 
 def suggest_masks(catalog: Catalog, samples: Samples) -> dict[str, str]:
-    """``table.column`` -> a suggested strategy, for every personal-looking column."""
-    result = audit_catalog(catalog, samples, {})
-    return {f.label: f.suggestion for f in result.findings}
+    """``table.column`` -> a strategy that fits, for each personal-looking column (``subset init``).
+
+    A suggestion that would not pass ``plan_masks`` (an e-mail fake in a short column, ``null``
+    on NOT NULL, a many-to-one strategy on a key) falls back to ``hash``, then to nothing: the
+    column then shows up in ``subset audit`` for a person to decide.
+    """
+    keys = {(fk.child, c) for fk in catalog.foreign_keys for c in fk.columns} | {
+        (fk.parent, c) for fk in catalog.foreign_keys for c in fk.ref_columns
+    }
+    out: dict[str, str] = {}
+    for ref in sorted(catalog.tables):
+        table = catalog.table(ref)
+        for hit in detect_personal(table, samples.get(ref)):
+            column = table.column(hit.column)
+            key = (ref, hit.column) in keys or in_unique_key(table, hit.column)
+            for name in (hit.suggestion, "hash"):
+                strategy = STRATEGIES[name]
+                if check_fit(strategy, column, {}) is None and (strategy.spread or not key):
+                    out[column_label(catalog, ref, hit.column)] = name
+                    break
+    return out
 
 
 def audit_config(

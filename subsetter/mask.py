@@ -163,7 +163,7 @@ def plan_masks(
         if chosen is None:
             continue
         rule, where = chosen
-        unique = len(members) > 1 or _is_unique(catalog.table(members[0][0]), members[0][1])
+        unique = len(members) > 1 or in_unique_key(catalog.table(members[0][0]), members[0][1])
         masks = []
         for ref, col in members:
             column = catalog.table(ref).column(col)
@@ -272,7 +272,8 @@ def _one_rule(
     return None if rule.strategy == "keep" else (rule, where)
 
 
-def _is_unique(table: Table, column: str) -> bool:
+def in_unique_key(table: Table, column: str) -> bool:
+    """Whether ``column`` is part of the primary key, a unique key or a unique index."""
     keys = [table.primary_key, *table.unique_keys, *(i.columns for i in table.indexes if i.unique)]
     return any(column in key for key in keys if key)
 

@@ -21,6 +21,7 @@ import subsetter
 from subsetter.audit import words
 from subsetter.catalog import Column, ColumnType, Table, TableRef
 from subsetter.cli import app
+from subsetter.mask import plan_masks
 from tests import oracle
 from tests.conftest import REPO, Backend
 from tests.e2e import make_config, run_into
@@ -219,3 +220,15 @@ def test_presidio_is_used_for_free_text_when_installed(monkeypatch: pytest.Monke
     )
     assert detected(t, texts) == {"body": "free_text"}
     assert detected(t, {"body": ["A Epic Drama of a Feminist And a Mad Scientist"] * 3}) == {}
+
+
+def test_init_suggests_masks_that_fit_and_pass_the_audit(
+    pagila_pg: Backend, tmp_path: Path
+) -> None:
+    text = subsetter.init_config(pagila_pg.url, out_dir=tmp_path)
+    config = subsetter.parse_config(text, tmp_path / "init.yml", {"SUBSET_MASK_KEY": "k"})
+    assert set(config.masks) == PAGILA_PERSONAL
+    result = subsetter.audit(config)
+    assert result.unmasked == [] and len(result.findings) == len(PAGILA_PERSONAL)
+    made, catalog = subsetter.plan_subset(config)
+    assert plan_masks(catalog, made, config).masked()  # every suggestion fits its column
