@@ -3,10 +3,11 @@
 Builds a self-referencing `node(id, parent_id -> node.id, label)` of N rows (parent of n is
 n // 2, so every row but the root has its key NULLed, then set again) in a scratch source and a
 scratch target database, then runs subsetter with `mode: truncate` into the target. Prints the
-load stage's seconds and the run's total, median of 3 runs.
+load stage's seconds and the run's total, median of 3 runs. `--row-by-row` measures the former
+path instead (one UPDATE per row through executemany) for comparison.
 
-    python bench/null_then_update.py postgres [N]   # needs PostgreSQL on 127.0.0.1:5432
-    python bench/null_then_update.py mariadb [N]    # needs MariaDB on 127.0.0.1:3306
+    python bench/null_then_update.py postgres [N] [--row-by-row]   # PostgreSQL on 127.0.0.1:5432
+    python bench/null_then_update.py mariadb [N] [--row-by-row]    # MariaDB on 127.0.0.1:3306
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import psycopg
@@ -23,6 +25,8 @@ import pymysql
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import subsetter
+from subsetter.catalog import TableRef
+from subsetter.dialects.base import Dialect, Row
 
 DBS = ("subsetter_bench_ntu_src", "subsetter_bench_ntu_tgt")
 URLS = {
@@ -60,6 +64,23 @@ def run_sql(engine: str, database: str | None, statements: list[str]) -> None:
         conn.close()
 
 
+def update_row_by_row(
+    self: Dialect,
+    conn: object,
+    target: TableRef,
+    key: Sequence[str],
+    columns: Sequence[str],
+    rows: list[Row],
+) -> None:
+    """The former `Dialect.update_rows`: one UPDATE per row, through executemany."""
+    sets = ", ".join(f"{self.quote(c)} = {self.param}" for c in columns)
+    match = " AND ".join(f"{self.quote(c)} = {self.param}" for c in key)
+    unset = " AND ".join(f"{self.quote(c)} IS NULL" for c in columns)
+    sql = f"UPDATE {self.table_sql(target)} SET {sets} WHERE {match} AND {unset}"
+    width = len(key)
+    self.execute_many(conn, sql, [tuple(r[width:]) + tuple(r[:width]) for r in rows])
+
+
 def main(engine: str, n: int) -> None:
     for db in DBS:
         run_sql(engine, None, [f"DROP DATABASE IF EXISTS {db}", f"CREATE DATABASE {db}"])
@@ -86,7 +107,8 @@ def main(engine: str, n: int) -> None:
                 assert result.verification is not None and result.verification.ok
                 assert sum(result.rows.values()) == n
         print(
-            f"{engine}: {n:,} rows, cycle node.parent_id null_then_update: "
+            f"{engine}: {n:,} rows, cycle node.parent_id null_then_update "
+            f"({'row by row' if ROW_BY_ROW else 'set-based'}): "
             f"load {statistics.median(loads):.2f} s, run {statistics.median(totals):.2f} s "
             f"(median of 3; loads {', '.join(f'{s:.2f}' for s in loads)})"
         )
@@ -95,5 +117,10 @@ def main(engine: str, n: int) -> None:
             run_sql(engine, None, [f"DROP DATABASE IF EXISTS {db}"])
 
 
+ROW_BY_ROW = "--row-by-row" in sys.argv
+
 if __name__ == "__main__":
-    main(sys.argv[1], int(sys.argv[2]) if len(sys.argv) > 2 else 200_000)
+    args = [a for a in sys.argv[1:] if a != "--row-by-row"]
+    if ROW_BY_ROW:
+        Dialect.update_rows = update_row_by_row  # type: ignore[method-assign]
+    main(args[0], int(args[1]) if len(args) > 1 else 200_000)
