@@ -342,9 +342,15 @@ def test_null_then_update_is_set_based_and_rolls_back(
         patched.setattr("subsetter.load.verify_target", broken_verify)
         with pytest.raises(subsetter.IntegrityError, match="injected"):
             run_into(config, target, mode="truncate", batch_size=1000)
-    assert target.query("SELECT id, parent_id, label FROM tree ORDER BY id") == [
-        (1, None, "old"), (2, 1, "old"),
-    ]  # fmt: skip
+    old = [(1, None, "old"), (2, 1, "old")]
+    assert target.query("SELECT id, parent_id, label FROM tree ORDER BY id") == old
+    # a failing UPDATE is reported as itself (not as a statement refused after it), undone
+    target.execute("ALTER TABLE tree ADD CONSTRAINT no_two CHECK (parent_id <> 2)")
+    with pytest.raises(subsetter.LoadError, match="no_two") as err:
+        run_into(config, target, mode="truncate", batch_size=1000)
+    assert "abort" not in str(err.value)
+    assert target.query("SELECT id, parent_id, label FROM tree ORDER BY id") == old
+    target.execute("ALTER TABLE tree DROP CONSTRAINT no_two")
 
     result = run_into(config, target, mode="truncate", batch_size=1000)
     assert strategies(result) == {"tree": "null_then_update"}

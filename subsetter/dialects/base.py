@@ -654,7 +654,10 @@ class Dialect:
 
         Set-based, so a cycle of millions of rows is not one round trip per row: the values go
         through the bulk path (``insert_rows``) into a temporary table on the target, then one
-        joined UPDATE sets them. The temporary table copies the target's column types.
+        joined UPDATE sets them. The temporary table copies the target's column types. It is
+        dropped on success only: after a failure the transaction rolls back (PostgreSQL drops
+        it with the rollback; a MySQL session's goes with its connection), and a DROP in
+        PostgreSQL's aborted transaction would hide the real error.
         """
         scratch = self.scratch_table("_subsetter_update")
         names = [*key, *columns]
@@ -663,11 +666,9 @@ class Dialect:
             f"CREATE TEMPORARY TABLE {self.table_sql(scratch)} AS SELECT "
             f"{self.columns_sql(names)} FROM {self.table_sql(target)} WHERE 1 = 0",
         )
-        try:
-            self.insert_rows(conn, scratch, names, rows)
-            self.execute(conn, self.update_from_sql(target, scratch, key, columns))
-        finally:
-            self.execute(conn, f"{self.drop_scratch_sql} {self.table_sql(scratch)}")
+        self.insert_rows(conn, scratch, names, rows)
+        self.execute(conn, self.update_from_sql(target, scratch, key, columns))
+        self.execute(conn, f"{self.drop_scratch_sql} {self.table_sql(scratch)}")
 
     def scratch_table(self, name: str) -> TableRef:
         """Where a temporary table of this session is made (and only found by this session)."""
