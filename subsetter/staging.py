@@ -137,6 +137,8 @@ class Staging:
             yield
         except (duckdb.Error, OSError) as exc:
             text = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            if not _is_storage_error(exc, text):
+                raise StagingError(f"staging the rows failed: {text}") from None
             where = f"file {self.path}" if self.path else f"spill folder {self._spill}"
             raise StagingError(
                 f"writing the staging {where} failed: {text}. Is the disk full? Staging spills "
@@ -810,3 +812,14 @@ class KeptStaging:
 def _quoted(name: str) -> str:
     """A DuckDB identifier for a source column name, whatever characters it holds."""
     return '"' + name.replace('"', '""') + '"'
+
+
+def _is_storage_error(exc: BaseException, text: str) -> bool:
+    """Tell a failure to write storage from one in the data (a conversion, a constraint).
+
+    Only the first deserves the "is the disk full?" advice; the second would be misled by it.
+    """
+    if isinstance(exc, OSError | duckdb.IOException):
+        return True
+    lowered = text.lower()
+    return any(word in lowered for word in ("space", "size limit", "could not write", "disk"))

@@ -19,9 +19,11 @@ import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import duckdb
 import pytest
 
 import subsetter
+from subsetter.staging import _is_storage_error
 from tests import oracle
 from tests.conftest import Backend
 from tests.reliability import Hook, files_in, fingerprint, kill_sessions, tables_of
@@ -278,3 +280,18 @@ def test_staging_disk_full(
     assert tables_of(target) == {"bystander"}
     assert files_in(folder) == []
     assert fingerprint(source) == before
+
+
+@pytest.mark.parametrize(
+    ("exc", "storage"),
+    [
+        (OSError(28, "No space left on device"), True),
+        (duckdb.IOException('Could not write file "x.tmp": No space left on device'), True),
+        (duckdb.Error("File size limit exceeded"), True),
+        (duckdb.ConversionException("Could not convert string 'x' to INT32"), False),
+        (duckdb.ConstraintException("Duplicate key violates primary key"), False),
+    ],
+)
+def test_only_storage_failures_suggest_a_full_disk(exc: Exception, storage: bool) -> None:
+    """A conversion error in staging must not send the user looking for disk space."""
+    assert _is_storage_error(exc, str(exc)) is storage
