@@ -1,8 +1,8 @@
 """Seconds to reflect and plan a wide schema: 2,000 tables and 5,000 foreign keys by default.
 
-Builds `fixtures_db/many_tables.py`'s schema in a SQLite file and a PostgreSQL database, then
-times `reflect_source` and `build_plan` (seed: the last table's parents, and the first table
-with all its descendants). Prints one line per engine.
+Builds `fixtures_db/many_tables.py`'s schema in a SQLite file, a PostgreSQL database and a
+MariaDB database, then times `reflect_source` and `build_plan` (seed: the last table's
+parents, and the first table with all its descendants). Prints one line per engine.
 
     python bench/schema_scale.py [--tables 2000] [--fks 5000]
 """
@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 import psycopg
+import pymysql
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -26,6 +27,7 @@ from subsetter.plan import build_plan
 from subsetter.reflect import reflect_source
 
 PG = {"host": "127.0.0.1", "port": 5432, "user": "postgres"}
+MY = {"host": "127.0.0.1", "port": 3306, "user": "root", "autocommit": True}
 DB = "subsetter_bench_wide_schema"
 
 
@@ -74,6 +76,21 @@ def main() -> None:
     finally:
         with psycopg.connect(**PG, dbname="postgres", autocommit=True) as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{DB}" WITH (FORCE)')
+    _mysql(f"DROP DATABASE IF EXISTS `{DB}`")
+    _mysql(f"CREATE DATABASE `{DB}`")
+    try:
+        show("mariadb", measure(f"mysql+pymysql://root@127.0.0.1:3306/{DB}", args.tables, args.fks))
+    finally:
+        _mysql(f"DROP DATABASE IF EXISTS `{DB}`")
+
+
+def _mysql(sql: str) -> None:
+    conn = pymysql.connect(**MY)
+    try:
+        with conn.cursor() as cur:
+            cur.execute(sql)
+    finally:
+        conn.close()
 
 
 if __name__ == "__main__":

@@ -407,6 +407,29 @@ def refuse_protected(config: Config, options: RunOptions) -> None:
         )
 
 
+def refuse_protected_behind(config: Config, options: RunOptions, tgt: Dialect, conn: Any) -> None:
+    """Stop when the connected target is a ``protected: true`` target reached by another URL.
+
+    ``--target-url`` (or another target's URL) may spell a protected database differently
+    (a host alias, the default port, a relative path): like the source check, this compares
+    what the databases say about themselves. A protected server that does not answer is not
+    the one connected to.
+    """
+    if options.dry_run:
+        return
+    mine = tgt.database_identity(conn)
+    for name, named in sorted(config.targets.items()):
+        if not named.protected or name == options.target:
+            continue
+        other = dialect_for(config.target_url(name), config.locate("targets", name).rstrip(": "))
+        if other.name == tgt.name and other.identity_if_reachable() == mine:
+            where = config.locate("targets", name, "protected").rstrip(": ")
+            raise TargetError(
+                f'the target {tgt.describe()} is the protected target "{name}" ({where}) '
+                "under another URL: subsetter never writes to it. Choose another target."
+            )
+
+
 def confirm_destructive(
     tgt: Dialect, conn: Any, ours: set[TableRef], mode: LoadMode, options: RunOptions
 ) -> None:
@@ -546,6 +569,7 @@ def run(config: Config, options: RunOptions, reporter: Reporter | None = None) -
         if not (options.dry_run and not tgt.exists()):
             target_conn = tgt.connect_retrying()
             refuse_same_database(src, source_conn, tgt, target_conn)
+            refuse_protected_behind(config, options, tgt, target_conn)
             if options.keep_staging:
                 _refuse_staging_over(options.keep_staging, src, source_conn, tgt, target_conn)
         result = RunResult(plan, src.describe(), tgt.describe(), dry_run=options.dry_run)

@@ -136,6 +136,64 @@ def test_protected_target_is_never_written(tmp_path: Path) -> None:
         subsetter.run(subsetter.load_config(config), subsetter.RunOptions(target="prod"))
 
 
+def test_protected_file_under_another_path_is_refused(tmp_path: Path) -> None:
+    """--target-url spelling a protected target's file differently is refused all the same."""
+    source = _demo_copy(tmp_path)
+    prod = tmp_path / "prod.sqlite"
+    conn = sqlite3.connect(prod)
+    with conn:
+        conn.execute("CREATE TABLE customer (id INTEGER PRIMARY KEY)")
+        conn.execute("INSERT INTO customer VALUES (1)")
+    conn.close()
+    before = prod.read_bytes()
+    (tmp_path / "sub").mkdir()
+    config = tmp_path / "c.yml"
+    config.write_text(
+        f"source: {{url: 'sqlite:///{source}'}}\n"
+        "targets:\n"
+        "  prod:\n    url: sqlite:///prod.sqlite\n    protected: true\n"
+        "seeds: [{table: customer, where: 'id <= 5'}]\n"
+    )
+    other_spelling = f"sqlite:///{tmp_path}/sub/../prod.sqlite"
+    line = one_error(
+        invoke("run", str(config), "--target-url", other_spelling, "--replace", "--yes")
+    )
+    assert 'is the protected target "prod"' in line and "c.yml:5:" in line, line
+    assert prod.read_bytes() == before
+    fresh = f"sqlite:///{tmp_path}/fresh.sqlite"
+    done = invoke("run", str(config), "--target-url", fresh)
+    assert done.exit_code == 0, done.stderr
+    assert _tables(tmp_path / "fresh.sqlite")["customer"] == 5
+
+
+@pytest.mark.server
+@pytest.mark.parametrize("engine", ["postgres", "mysql"])
+def test_protected_server_database_under_another_url_is_refused(
+    engine: str, demo_on: Callable[[str], Backend], make_backend: MakeBackend, tmp_path: Path
+) -> None:
+    """A protected database named by one URL, loaded through another spelling: refused."""
+    source = demo_on(engine)
+    prod = make_backend(engine)
+    load_demo(prod.url)
+    before = fingerprint(prod)
+    spellings = (_pg_spellings if engine == "postgres" else _mysql_spellings)(prod.database)
+    (tmp_path / "c.yml").write_text(
+        f"source: {{url: '{source.url}'}}\n"
+        f"targets:\n  prod:\n    url: '{prod.url}'\n    protected: true\n"
+        "seeds: [{table: customer, where: 'id <= 5'}]\n"
+    )
+    config = subsetter.load_config(tmp_path / "c.yml")
+    for url in spellings:
+        for mode in ("replace", "truncate", "append"):
+            options = subsetter.RunOptions(target_url=url, mode=mode, yes=True)
+            with pytest.raises(subsetter.TargetError, match='is the protected target "prod"'):
+                subsetter.run(config, options)
+    assert fingerprint(prod) == before
+    other = make_backend(engine)
+    result = subsetter.run(config, subsetter.RunOptions(target_url=other.url))
+    assert result.rows["customer"] == 5
+
+
 def _tables(path: Path) -> dict[str, int]:
     conn = sqlite3.connect(path)
     try:

@@ -230,6 +230,26 @@ class Dialect:
         """Values that are equal exactly when two connections reach the same database."""
         raise NotImplementedError
 
+    def identity_if_reachable(self) -> tuple[Any, ...] | None:
+        """``database_identity`` through a short read-only connection; None when unreachable.
+
+        Used to recognise a protected target behind another URL; a server that does not
+        answer is not the one the run is connected to.
+        """
+        try:
+            conn = self.connect(read_only=True)
+        except SubsetterError:
+            return None
+        try:
+            return self.database_identity(conn)
+        except Exception as exc:
+            if not self.is_driver_error(exc):
+                raise
+            return None
+        finally:
+            with contextlib.suppress(Exception):
+                conn.close()
+
     def describe(self) -> str:
         """The URL as shown to people: password hidden."""
         return hidden_password_url(self.url)

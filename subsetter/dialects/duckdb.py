@@ -119,6 +119,9 @@ class DuckDBDialect(Dialect):
     def database_identity(self, conn: Any) -> tuple[Any, ...]:
         return self.file_identity()
 
+    def identity_if_reachable(self) -> tuple[Any, ...] | None:
+        return self.file_identity()  # the path names the file: no need to open (or create) it
+
     def is_driver_error(self, exc: BaseException) -> bool:
         return isinstance(exc, duckdb.Error)
 

@@ -72,6 +72,9 @@ class SQLiteDialect(SQLAlchemyReflection):
     def database_identity(self, conn: Any) -> tuple[Any, ...]:
         return self.file_identity()
 
+    def identity_if_reachable(self) -> tuple[Any, ...] | None:
+        return self.file_identity()  # the path names the file: no need to open (or create) it
+
     def is_driver_error(self, exc: BaseException) -> bool:
         return isinstance(exc, sqlite3.Error)
 
