@@ -3,8 +3,10 @@
 Modes ``create`` and ``replace``: like pg_restore, rows go in before primary keys, unique keys,
 foreign keys and indexes (where the engine can add them afterwards), so load order never
 matters and cycles need no special case. Where DDL is transactional the whole load is one
-transaction; elsewhere the tables this run created are dropped again on failure, so a failed run
-leaves no half-loaded table.
+transaction. Elsewhere (MySQL/MariaDB) the new tables are created, loaded, keyed and verified
+under shadow names (``_subsetter_new_<name>``) and swapped in by one atomic rename, the previous
+tables dropped after; a failure before the swap drops the shadow tables. Either way a failed run
+leaves the target as it was: no half-loaded table, no lost previous subset.
 
 Modes ``truncate`` and ``append`` load into tables that exist with their keys in place: rows go
 in the plan's ``LoadPlan.order`` (parents first), each cycle by its strategy (deferred keys,
@@ -22,7 +24,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from subsetter.catalog import Catalog, Column, ForeignKey, Table, TableRef
+from subsetter.catalog import Catalog, Column, ForeignKey, Index, Table, TableRef
 from subsetter.dialects import Dialect, TypeChoice
 from subsetter.dialects.base import ArrowUnfit, InlineForeignKey
 from subsetter.errors import IntegrityError, LoadError, SubsetterError, TargetError
@@ -183,6 +185,30 @@ def existing_schema(
     return fks, found
 
 
+SHADOW_PREFIX = "_subsetter_new_"
+"""Where DDL commits, a run's new tables are loaded under this prefix, then swapped in."""
+RETIRED_PREFIX = "_subsetter_old_"
+"""A replaced table's name between the swap and its drop."""
+
+
+def shadow_ref(dialect: Dialect, ref: TableRef, prefix: str) -> TableRef:
+    """``ref`` under ``prefix``: stable across runs, so a run killed outright (no cleanup) leaves
+    names the next run recognises and drops; short enough that ``<name>_ibfk_<n>`` (MySQL's
+    foreign-key names, which follow a rename) still fits the identifier limit."""
+    return TableRef(
+        ref.schema, _name(dialect, prefix + ref.name, dialect.max_identifier_length - 11)
+    )
+
+
+@dataclass
+class _Attempt:
+    """What a create/replace load has done so far: for its cleanup and its error message."""
+
+    created: list[TableRef] = field(default_factory=list)
+    loading: TableRef | None = None
+    """The table whose rows are going in (named in the error when they are refused)."""
+
+
 def load(
     plan: Plan,
     tables: dict[TableRef, TargetTable],
@@ -197,45 +223,157 @@ def load(
     """Load every planned table, add constraints, verify, and commit (or undo everything)."""
     if plan.load is not None and plan.load.mode in ("truncate", "append"):
         return _load_existing(plan, plan.load, tables, staging, dialect, conn, reporter)
-    stats = LoadStats()
-    created: list[TableRef] = []
-    loading: TableRef | None = None  # named in the error when rows of one table are refused
+    if not dialect.transactional_ddl:
+        return _load_shadowed(
+            plan, tables, staging, dialect, conn, reporter, replace, source_dialect
+        )
+    attempt = _Attempt()
     try:
         dialect.begin_load(conn)
         existing = check_target_free(dialect, conn, tables, replace)
         _drop(
-            dialect, conn, [t for t in reversed(plan.tables) if tables[t].ref in existing], tables
+            dialect,
+            conn,
+            [tables[t].ref for t in reversed(plan.tables) if tables[t].ref in existing],
         )
-        _create_tables(plan, tables, dialect, conn, created, source_dialect)
-        for ref in plan.tables:
-            loading = tables[ref].ref
-            started = time.perf_counter()
-            stats.rows[ref] = _copy_rows(ref, tables[ref], staging, dialect, conn, reporter)
-            stats.seconds[ref] = time.perf_counter() - started
-            reporter.table_loaded(str(tables[ref].ref), stats.rows[ref], stats.seconds[ref])
-        loading = None
-        enforced = _add_constraints(plan, tables, dialect, conn)
-        checks = fk_checks(plan, tables)
-        # A foreign key the engine validated as it was added needs no second anti-join.
-        result = verify_target(dialect, conn, [c for c in checks if c.label not in enforced])
-        result.checked = len(checks)
-        if not result.ok:
-            raise IntegrityError(result.describe() + "; nothing was loaded")
+        done = _fill(
+            plan, tables, tables, staging, dialect, conn, reporter, source_dialect, attempt
+        )
         conn.commit()
-        return stats, result
+        return done
     except BaseException as exc:
-        left = _undo(dialect, conn, created)
-        kept = ""
-        if left:
-            names = ", ".join(str(r) for r in left)
-            kept = f"; the partly loaded table(s) {names} could not be dropped: drop them by hand"
-        if isinstance(exc, SubsetterError):
-            exc.args = (f"{exc}{kept}",) if kept else exc.args
+        with contextlib.suppress(Exception):
+            conn.rollback()
+        error = _failure(dialect, exc, attempt.loading, [], "; nothing was committed")
+        if error is None:
             raise
-        if not dialect.is_driver_error(exc):
+        raise error from None
+
+
+def _load_shadowed(
+    plan: Plan,
+    tables: dict[TableRef, TargetTable],
+    staging: Staging,
+    dialect: Dialect,
+    conn: Any,
+    reporter: Reporter,
+    replace: bool,
+    source_dialect: str,
+) -> tuple[LoadStats, VerifyResult]:
+    """Create/replace where DDL commits: load shadow tables, then swap them in at once.
+
+    The new tables are created, loaded, keyed and verified as ``_subsetter_new_<name>``. One
+    ``Dialect.rename_tables_sql`` statement (MySQL's RENAME TABLE, atomic) then moves each
+    previous table to ``_subsetter_old_<name>`` and each new one to its name; the previous
+    ones are dropped after. Until the swap the previous tables are untouched, so a failure
+    (a refused row, a lost connection, a signal) drops the shadow tables and leaves the
+    target exactly as it was. Foreign keys between shadow tables follow the rename.
+    """
+    work = {ref: TargetTable(t.source, shadow_ref(dialect, t.ref, SHADOW_PREFIX), t.types)
+            for ref, t in tables.items()}  # fmt: skip
+    retired = {ref: shadow_ref(dialect, t.ref, RETIRED_PREFIX) for ref, t in tables.items()}
+    attempt = _Attempt()
+    existing: set[TableRef] = set()
+    swapping = False
+    try:
+        dialect.begin_load(conn)
+        existing = set(check_target_free(dialect, conn, tables, replace))
+        # Leftovers of a run of this plan that was killed outright (no cleanup ran).
+        _drop(dialect, conn, [work[t].ref for t in plan.tables] + list(retired.values()))
+        done = _fill(plan, tables, work, staging, dialect, conn, reporter, source_dialect, attempt)
+        renames = [(tables[t].ref, retired[t]) for t in plan.tables if tables[t].ref in existing]
+        renames += [(work[t].ref, tables[t].ref) for t in plan.tables]
+        swapping = True
+        dialect.execute_all(conn, dialect.rename_tables_sql(renames))
+    except BaseException as exc:
+        usable = _usable(dialect, conn)
+        try:
+            if swapping and usable is not None and _swapped(dialect, usable, work):
+                _retire(
+                    dialect,
+                    usable,
+                    [retired[t] for t in plan.tables if tables[t].ref in existing],
+                    reporter,
+                )
+                return done
+            left = _drop_all(dialect, usable, attempt.created)
+        finally:
+            if usable is not None and usable is not conn:
+                with contextlib.suppress(Exception):
+                    usable.close()
+        error = _failure(dialect, exc, attempt.loading, left, "; nothing was committed")
+        if error is None:
             raise
-        outcome = kept or "; nothing was committed"
-        raise _load_error(dialect, exc, loading, "", outcome, retry=not left) from None
+        raise error from None
+    _retire(dialect, conn, [retired[t] for t in plan.tables if tables[t].ref in existing], reporter)
+    return done
+
+
+def _retire(dialect: Dialect, conn: Any, old: list[TableRef], reporter: Reporter) -> None:
+    """Drop the previous tables, swapped out of their names; warn about any that stays."""
+    left = _drop_all(dialect, conn, old)
+    if left:
+        reporter.warning(
+            f"the previous table(s) {', '.join(str(r) for r in left)} could not be dropped after "
+            "the new ones took their names: drop them by hand (the next run into this target "
+            "drops them too)"
+        )
+
+
+def _fill(
+    plan: Plan,
+    tables: dict[TableRef, TargetTable],
+    work: dict[TableRef, TargetTable],
+    staging: Staging,
+    dialect: Dialect,
+    conn: Any,
+    reporter: Reporter,
+    source_dialect: str,
+    attempt: _Attempt,
+) -> tuple[LoadStats, VerifyResult]:
+    """Create the tables under their ``work`` names, copy the rows, add keys and verify.
+
+    Constraint and index names come from ``tables``, the names the tables end up with.
+    """
+    stats = LoadStats()
+    _create_tables(plan, work, dialect, conn, attempt.created, source_dialect)
+    for ref in plan.tables:
+        attempt.loading = tables[ref].ref
+        started = time.perf_counter()
+        stats.rows[ref] = _copy_rows(
+            ref, work[ref], staging, dialect, conn, reporter, shown=tables[ref].ref
+        )
+        stats.seconds[ref] = time.perf_counter() - started
+        reporter.table_loaded(str(tables[ref].ref), stats.rows[ref], stats.seconds[ref])
+    attempt.loading = None
+    enforced = _add_constraints(plan, work, tables, dialect, conn)
+    checks = fk_checks(plan, work)
+    # A foreign key the engine validated as it was added needs no second anti-join.
+    result = verify_target(dialect, conn, [c for c in checks if c.label not in enforced])
+    result.checked = len(checks)
+    if not result.ok:
+        raise IntegrityError(result.describe() + "; nothing was loaded")
+    return stats, result
+
+
+def _failure(
+    dialect: Dialect,
+    exc: BaseException,
+    loading: TableRef | None,
+    left: list[TableRef],
+    outcome: str,
+) -> BaseException | None:
+    """The error to raise for a failed create/replace load; None to raise ``exc`` itself."""
+    kept = ""
+    if left:
+        names = ", ".join(str(r) for r in left)
+        kept = f"; the partly loaded table(s) {names} could not be dropped: drop them by hand"
+    if isinstance(exc, SubsetterError):
+        exc.args = (f"{exc}{kept}",) if kept else exc.args
+        return None
+    if not dialect.is_driver_error(exc):
+        return None
+    return _load_error(dialect, exc, loading, "", kept or outcome, retry=not left)
 
 
 def _load_error(
@@ -347,40 +485,48 @@ def _set_nulled(
             dialect.update_rows(conn, target.ref, key, columns, values)
 
 
-def _undo(dialect: Dialect, conn: Any, created: list[TableRef]) -> list[TableRef]:
-    """Roll back; where DDL is not transactional, drop the tables this run created.
+def _usable(dialect: Dialect, conn: Any) -> Any | None:
+    """``conn`` rolled back, or a new connection where it died (killed, network gone).
 
-    The connection may be what failed (killed, network gone): the drops then go through a new
-    one. Returns the tables that could not be dropped, for the error message.
+    The new one gets the load's session settings (MySQL: no FK checks on DROP). None when no
+    connection can be had.
     """
     with contextlib.suppress(Exception):
         conn.rollback()
-    if dialect.transactional_ddl or not created:
-        return []
-    fresh = None
-    if not dialect.is_alive(conn):
-        try:
-            conn = fresh = dialect.connect_retrying()
-            dialect.begin_load(conn)  # the same session settings (MySQL: no FK checks on DROP)
-        except Exception:
-            return list(created)
+    if dialect.is_alive(conn):
+        return conn
+    try:
+        fresh = dialect.connect_retrying()
+        dialect.begin_load(fresh)
+    except Exception:
+        return None
+    return fresh
+
+
+def _drop_all(dialect: Dialect, conn: Any | None, refs: Sequence[TableRef]) -> list[TableRef]:
+    """Drop ``refs`` (last first), if they exist; return those that could not be dropped."""
     left = []
-    for ref in reversed(created):
+    for ref in reversed(refs):
         try:
+            if conn is None:
+                raise LoadError("no connection")
             dialect.execute(conn, dialect.drop_table_sql(ref))
         except Exception:
             left.append(ref)
-    if fresh is not None:
-        with contextlib.suppress(Exception):
-            fresh.close()
     return left
 
 
-def _drop(
-    dialect: Dialect, conn: Any, refs: Sequence[TableRef], tables: dict[TableRef, TargetTable]
-) -> None:
+def _swapped(dialect: Dialect, conn: Any, work: dict[TableRef, TargetTable]) -> bool:
+    """Whether a rename that failed to answer went through (it is all or nothing)."""
+    try:
+        return not dialect.existing_tables(conn, [t.ref for t in work.values()])
+    except Exception:
+        return False
+
+
+def _drop(dialect: Dialect, conn: Any, refs: Sequence[TableRef]) -> None:
     for ref in refs:
-        dialect.execute(conn, dialect.drop_table_sql(tables[ref].ref))
+        dialect.execute(conn, dialect.drop_table_sql(ref))
 
 
 def _create_tables(
@@ -414,15 +560,20 @@ def _create_tables(
 def _declared_fks(
     plan: Plan, tables: dict[TableRef, TargetTable], dialect: Dialect
 ) -> list[tuple[TableRef, InlineForeignKey]]:
-    """The declared (not virtual) foreign keys between planned tables: (child, key) on target."""
-    return [
-        (
-            tables[fk.child].ref,
-            (_fk_name(fk, tables, dialect), fk.columns, tables[fk.parent].ref, fk.ref_columns),
-        )
-        for fk in plan.upstream
-        if _declares(fk, tables)
-    ]
+    """The declared (not virtual) foreign keys between planned tables: (child, key) on target.
+
+    Each is named by ``Dialect.foreign_key_name`` after the table it is created on.
+    """
+    out: list[tuple[TableRef, InlineForeignKey]] = []
+    ordinal: dict[TableRef, int] = {}
+    for fk in plan.upstream:
+        if not _declares(fk, tables):
+            continue
+        child = tables[fk.child].ref
+        ordinal[child] = ordinal.get(child, 0) + 1
+        name = _name(dialect, dialect.foreign_key_name(child.name, fk.columns, ordinal[child]))
+        out.append((child, (name, fk.columns, tables[fk.parent].ref, fk.ref_columns)))
+    return out
 
 
 def _converters(target: TargetTable, dialect: Dialect) -> list[Callable[[Any], Any] | None]:
@@ -451,12 +602,16 @@ def _copy_rows(
     blank: Sequence[str] = (),
     on_conflict: str = "error",
     key: Sequence[str] = (),
+    shown: TableRef | None = None,
 ) -> int:
-    """Copy a table's staged rows; ``blank`` columns go in as NULL (set later by UPDATE)."""
+    """Copy a table's staged rows; ``blank`` columns go in as NULL (set later by UPDATE).
+
+    Progress is reported under ``shown`` (the final name of a shadow table), else the table's.
+    """
     converters = _converters(target, dialect)
     columns = target.source.column_names
     expected = staging.count(ref)
-    name = str(target.ref)
+    name = str(shown or target.ref)
     reporter.progress(name, 0, expected)
     plain = not blank and on_conflict == "error"
     if plain and dialect.loads_arrow([c.type for c in target.source.columns], converters):
@@ -495,31 +650,46 @@ def _counted(
 
 
 def _add_constraints(
-    plan: Plan, tables: dict[TableRef, TargetTable], dialect: Dialect, conn: Any
+    plan: Plan,
+    work: dict[TableRef, TargetTable],
+    tables: dict[TableRef, TargetTable],
+    dialect: Dialect,
+    conn: Any,
 ) -> set[str]:
-    """Add keys and indexes; return the foreign keys the engine checked as it added them."""
+    """Add keys and indexes to the ``work`` tables, named after ``tables`` (their final names).
+
+    Returns the foreign keys the engine checked as it added them.
+    """
     enforced: set[str] = set()
+    indexes = [
+        dialect.create_index_sql(
+            work[ref].ref, index, _name(dialect, f"{tables[ref].ref.name}_{index.name}")
+        )
+        for ref in plan.tables
+        for index in tables[ref].source.indexes
+    ]
     if dialect.can_alter_constraints:
-        added = _add_keys(plan, tables, dialect, conn)
+        if dialect.foreign_keys_need_index:
+            # Before the foreign keys, so the engine does not make its own index for one.
+            dialect.execute_all(conn, indexes)
+            indexes = []
+        added = _add_keys(plan, work, tables, dialect, conn)
         if dialect.validates_added_foreign_keys:
             enforced = added
-    statements = []
+    dialect.execute_all(conn, indexes)
     for ref in plan.tables:
-        target = tables[ref]
-        for index in target.source.indexes:
-            name = _name(dialect, f"{target.ref.name}_{index.name}")
-            statements.append(dialect.create_index_sql(target.ref, index, name))
-    dialect.execute_all(conn, statements)
-    for ref in plan.tables:
-        target = tables[ref]
-        for column in target.source.columns:
+        for column in work[ref].source.columns:
             if column.autoincrement and column.type.kind == "integer":
-                dialect.reset_autoincrement(conn, target.ref, column.name)
+                dialect.reset_autoincrement(conn, work[ref].ref, column.name)
     return enforced
 
 
 def _add_keys(
-    plan: Plan, tables: dict[TableRef, TargetTable], dialect: Dialect, conn: Any
+    plan: Plan,
+    work: dict[TableRef, TargetTable],
+    tables: dict[TableRef, TargetTable],
+    dialect: Dialect,
+    conn: Any,
 ) -> set[str]:
     """Primary keys, unique keys, then foreign keys, by ALTER TABLE after the rows are in.
 
@@ -527,26 +697,51 @@ def _add_keys(
     """
     statements = []
     for ref in plan.tables:
-        target, source = tables[ref], tables[ref].source
+        target, source, final = work[ref].ref, work[ref].source, tables[ref].ref.name
         if source.primary_key and not dialect.primary_key_in_create:
-            name = _name(dialect, f"{target.ref.name}_pkey")
-            statements.append(dialect.add_primary_key_sql(target.ref, source.primary_key, name))
+            name = _name(dialect, f"{final}_pkey")
+            statements.append(dialect.add_primary_key_sql(target, source.primary_key, name))
         for key in source.unique_keys:
-            name = _name(dialect, f"{target.ref.name}_{'_'.join(key)}_key")
-            statements.append(dialect.add_unique_sql(target.ref, key, name))
-    for child, (name, columns, parent, ref_columns) in _declared_fks(plan, tables, dialect):
+            name = _name(dialect, f"{final}_{'_'.join(key)}_key")
+            statements.append(dialect.add_unique_sql(target, key, name))
+    if dialect.foreign_keys_need_index:
+        statements += _foreign_key_indexes(plan, work, tables, dialect)
+    for child, (name, columns, parent, ref_columns) in _declared_fks(plan, work, dialect):
         statements.append(dialect.add_foreign_key_sql(child, columns, parent, ref_columns, name))
     dialect.execute_all(conn, statements)
     return {str(fk) for fk in plan.upstream if _declares(fk, tables)}
 
 
-def _fk_name(fk: ForeignKey, tables: dict[TableRef, TargetTable], dialect: Dialect) -> str:
-    return _name(dialect, f"{tables[fk.child].ref.name}_{'_'.join(fk.columns)}_fkey")
+def _foreign_key_indexes(
+    plan: Plan,
+    work: dict[TableRef, TargetTable],
+    tables: dict[TableRef, TargetTable],
+    dialect: Dialect,
+) -> list[str]:
+    """An index for each declared foreign key whose columns lead no key or index already.
+
+    Named ``<table>_<columns>_fkey`` (after the final table name), as InnoDB would otherwise
+    make one named after the constraint.
+    """
+    leading: set[tuple[TableRef, tuple[str, ...]]] = set()
+    for ref in plan.tables:
+        source = tables[ref].source
+        for cols in (source.primary_key, *source.unique_keys, *(i.columns for i in source.indexes)):
+            leading.update((ref, tuple(cols[:n])) for n in range(1, len(cols) + 1))
+    statements = []
+    for fk in plan.upstream:
+        if not _declares(fk, tables) or (fk.child, fk.columns) in leading:
+            continue
+        leading.add((fk.child, fk.columns))
+        name = _name(dialect, f"{tables[fk.child].ref.name}_{'_'.join(fk.columns)}_fkey")
+        index = Index(name, fk.columns, False)
+        statements.append(dialect.create_index_sql(work[fk.child].ref, index, name))
+    return statements
 
 
-def _name(dialect: Dialect, text: str) -> str:
+def _name(dialect: Dialect, text: str, limit: int | None = None) -> str:
     """A constraint or index name that fits the engine's identifier limit, stable across runs."""
-    limit = dialect.max_identifier_length
+    limit = limit or dialect.max_identifier_length
     if len(text) <= limit:
         return text
     digest = hashlib.sha1(text.encode()).hexdigest()[:8]

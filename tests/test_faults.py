@@ -1,8 +1,10 @@
 """Faults injected mid-run on PostgreSQL and MariaDB: each leaves no trace but one clear error.
 
 For every fault: the run fails (exit != 0) with one message naming what failed, the target
-holds nothing of the run (PostgreSQL loads in one transaction; MariaDB drops what it created),
-the staging file is gone and the source is unchanged. A lost connection is retried a bounded
+holds nothing of the run (PostgreSQL loads in one transaction; MariaDB drops its shadow tables),
+the staging file is gone and the source is unchanged. A failed ``--replace`` leaves the
+previous subset exactly as it was (MariaDB: the new tables are shadow tables until one RENAME
+TABLE swaps them in). A lost connection is retried a bounded
 number of times (a new snapshot for the source, the staged rows again for the target), and a
 fault that happens once is survived, with the retry in the output.
 """
@@ -148,6 +150,129 @@ def test_row_rejected_by_the_target(
     assert path.read_bytes() == before
 
 
+# ---------------------------------------------------------------- a failed replace keeps the old
+
+
+def previous_subset(make_backend: Callable[[str], Backend], engine: str, source: Backend,
+                    tmp_path: Path) -> Backend:  # fmt: skip
+    """A target holding a bystander table and an earlier subset (customers 1-20)."""
+    target = target_with_bystander(make_backend, engine)
+    config = subsetter.parse_config(
+        f"source: {{url: '{source.url}'}}\nseeds: [{{table: customer, where: 'id <= 20'}}]\n",
+        tmp_path / "old.yml",
+        {},
+    )
+    subsetter.run(config, subsetter.RunOptions(target_url=target.url))
+    return target
+
+
+def target_state(db: Backend) -> tuple[dict[str, str], set[tuple[str, ...]]]:
+    """Every row of every table, and the foreign keys: which table each points at."""
+    keys: set[tuple[str, ...]] = set()
+    if db.name == "mysql":
+        keys = {tuple(r) for r in db.query(
+            "SELECT constraint_name, table_name, referenced_table_name "
+            "FROM information_schema.referential_constraints WHERE constraint_schema = DATABASE()"
+        )}  # fmt: skip
+    elif db.name == "postgres":
+        keys = {tuple(r) for r in db.query(
+            "SELECT conname, conrelid::regclass::text, confrelid::regclass::text "
+            "FROM pg_constraint WHERE contype = 'f'"
+        )}  # fmt: skip
+    return fingerprint(db), keys
+
+
+@pytest.mark.parametrize("engine", SERVERS)
+def test_replace_killed_mid_load_keeps_the_previous_tables(
+    engine: str,
+    demo_on: Callable[[str], Backend],
+    make_backend: Callable[[str], Backend],
+    staging_dir: Path,
+    tmp_path: Path,
+) -> None:
+    """--replace whose target session is killed on every attempt: the old subset stays whole.
+
+    MariaDB commits DDL, so the new tables are loaded as shadow tables and swapped in by one
+    RENAME TABLE; until then the previous tables are untouched.
+    """
+    source = demo_on(engine)
+    target = previous_subset(make_backend, engine, source, tmp_path)
+    before = target_state(target)
+    kills: list[int] = []
+    hook = Hook(on_loaded=lambda n: kills.append(kill_sessions(target)))
+    options = subsetter.RunOptions(target_url=target.url, replace=True, yes=True)
+    with pytest.raises(subsetter.LoadError) as failed:
+        subsetter.run(config_for(source, tmp_path), options, hook)
+    message = str(failed.value)
+    assert "lost its connection" in message and "nothing was committed" in message, message
+    assert kills and all(k >= 1 for k in kills), "the fault was injected"
+    assert target_state(target) == before, "the previous subset is exactly as it was"
+    assert not any(t.startswith("_subsetter") for t in tables_of(target)), tables_of(target)
+    assert files_in(staging_dir) == []
+    # And a replace that is not disturbed swaps the new subset in, keys pointing at it.
+    result = subsetter.run(config_for(source, tmp_path), options)
+    assert result.rows["customer"] == 40 and oracle.count(target, "customer") == 40
+    assert tables_of(target) == before_tables(before) | {"bystander"}
+    after = target_state(target)[1]
+    assert {k[1:] for k in after} == {k[1:] for k in before[1]}, "keys between the same tables"
+
+
+def before_tables(state: tuple[dict[str, str], set[tuple[str, ...]]]) -> set[str]:
+    return set(state[0])
+
+
+@pytest.mark.parametrize("engine", SERVERS)
+def test_replace_with_a_refused_row_keeps_the_previous_tables(
+    engine: str, make_backend: Callable[[str], Backend], staging_dir: Path, tmp_path: Path
+) -> None:
+    """The new `child` holds a value the target's JSON check refuses: the old subset stays."""
+    path = invalid_json_source(tmp_path)
+    conn = sqlite3.connect(path)
+    with conn:
+        conn.execute("UPDATE child SET payload = '[1]' WHERE id = 2")
+    conn.close()
+    target = target_with_bystander(make_backend, engine)
+    config = subsetter.parse_config(
+        f"source: {{url: 'sqlite:///{path}'}}\nseeds: [{{table: parent}}]\n", tmp_path / "c.yml", {}
+    )
+    options = subsetter.RunOptions(target_url=target.url, replace=True, yes=True)
+    subsetter.run(config, options)
+    before = target_state(target)
+    conn = sqlite3.connect(path)
+    with conn:
+        conn.execute("UPDATE child SET payload = 'not json {' WHERE id = 2")
+        conn.execute("INSERT INTO parent VALUES (3, 'three')")
+    conn.close()
+    with pytest.raises(subsetter.LoadError) as failed:
+        subsetter.run(config, options)
+    message = str(failed.value)
+    assert "loading table child into" in message and "nothing was committed" in message, message
+    assert target_state(target) == before
+    assert tables_of(target) == {"bystander", "parent", "child"}
+    assert files_in(staging_dir) == []
+
+
+@pytest.mark.parametrize("engine", ["sqlite", "duckdb"])
+def test_interrupted_replace_on_a_file_keeps_the_previous_tables(
+    engine: str, make_backend: Callable[[str], Backend], tmp_path: Path
+) -> None:
+    """SQLite and DuckDB drop, create and load in one transaction: a stop rolls all of it back."""
+    source = make_backend("sqlite")
+    from fixtures_db.demo import load_demo
+
+    load_demo(source.url)
+    target = previous_subset(make_backend, engine, source, tmp_path)
+    before = fingerprint(target)
+
+    def stop(n: int) -> None:
+        raise KeyboardInterrupt
+
+    options = subsetter.RunOptions(target_url=target.url, replace=True, yes=True)
+    with pytest.raises(KeyboardInterrupt):
+        subsetter.run(config_for(source, tmp_path), options, Hook(on_loaded=stop))
+    assert fingerprint(target) == before
+
+
 # ---------------------------------------------------------------- the process itself
 
 
@@ -172,25 +297,36 @@ def cli_env(tmpdir: Path) -> dict[str, str]:
     return {**os.environ, "TMPDIR": str(tmpdir), "CI": "true", "PYTHONPATH": str(REPO)}
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+@pytest.mark.parametrize(
+    ("sig", "replace"),
+    [(signal.SIGINT, False), (signal.SIGTERM, False), (signal.SIGTERM, True)],
+    ids=["SIGINT", "SIGTERM", "SIGTERM-replace"],
+)
 @pytest.mark.parametrize("engine", SERVERS)
 def test_signal_mid_load(
     engine: str,
     sig: signal.Signals,
+    replace: bool,
     demo_on: Callable[[str], Backend],
     make_backend: Callable[[str], Backend],
     tmp_path: Path,
 ) -> None:
+    """A signal mid-load; with --replace over an earlier subset, that subset stays as it was."""
     source = demo_on(engine)
     before = fingerprint(source)
-    target = target_with_bystander(make_backend, engine)
+    if replace:
+        target = previous_subset(make_backend, engine, source, tmp_path)
+    else:
+        target = target_with_bystander(make_backend, engine)
+    target_before = target_state(target)
     (tmp_path / "c.yml").write_text(CONFIG.format(url=source.url))
     (tmp_path / "pause.py").write_text(PAUSE_AFTER_FIRST_TABLE)
     staging = tmp_path / "staging"
     staging.mkdir()
+    extra = ["--replace", "--yes"] if replace else []
     proc = subprocess.Popen(
         [sys.executable, str(tmp_path / "pause.py"), "run", str(tmp_path / "c.yml"),
-         "--target-url", target.url],
+         "--target-url", target.url, *extra],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=cli_env(staging),
     )  # fmt: skip
     try:
@@ -211,7 +347,7 @@ def test_signal_mid_load(
     errors = [ln for ln in rest.splitlines() if ln.startswith("error:")]
     assert errors == ["error: interrupted; nothing was committed to the target"], rest
     assert "Traceback" not in rest
-    assert tables_of(target) == {"bystander"}
+    assert target_state(target) == target_before
     assert files_in(staging) == []
     assert fingerprint(source) == before
 

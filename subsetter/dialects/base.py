@@ -121,6 +121,8 @@ class Dialect:
     """Longest table, constraint or index name the engine keeps whole."""
     validates_added_foreign_keys: ClassVar[bool] = False
     """ALTER TABLE ... ADD FOREIGN KEY checks every row already there (so no second check)."""
+    foreign_keys_need_index: ClassVar[bool] = False
+    """A foreign key needs an index leading with its columns (else the engine makes one)."""
     declares_foreign_keys: ClassVar[bool] = True
     """Foreign keys are created on the target (else only subsetter's verification checks them)."""
     param: ClassVar[str] = "%s"
@@ -562,6 +564,18 @@ class Dialect:
             f"FOREIGN KEY ({self.columns_sql(columns)}) "
             f"REFERENCES {self.table_sql(parent)} ({self.columns_sql(ref_columns)})"
         )
+
+    def foreign_key_name(self, table: str, columns: Sequence[str], ordinal: int) -> str:
+        """The name of the ``ordinal``-th (from 1) foreign key created on ``table``."""
+        return f"{table}_{'_'.join(columns)}_fkey"
+
+    def rename_tables_sql(self, renames: Sequence[tuple[TableRef, TableRef]]) -> list[str]:
+        """Statements renaming each table to its new name, in order (a name freed earlier in
+        the list may be taken later)."""
+        return [
+            f"ALTER TABLE {self.table_sql(old)} RENAME TO {self.quote(new.name)}"
+            for old, new in renames
+        ]
 
     def create_index_sql(self, target: TableRef, index: Index, name: str) -> str:
         unique = "UNIQUE " if index.unique else ""

@@ -68,6 +68,7 @@ class MySQLDialect(SQLAlchemyReflection):
     text_type = "LONGTEXT"
     json_type = "JSON"
     can_disable_fk_checks = True
+    foreign_keys_need_index = True
     retry_delays = (0.5, 1.5)
 
     def lossy_type(self, ctype: ColumnType, source: str) -> TypeChoice:
@@ -337,6 +338,18 @@ class MySQLDialect(SQLAlchemyReflection):
 
     def create_schema_sql(self, schema: str) -> str | None:
         return None
+
+    def foreign_key_name(self, table: str, columns: Sequence[str], ordinal: int) -> str:
+        # Foreign-key names are unique per database in InnoDB, so a shadow table cannot take
+        # the names its predecessor holds; RENAME TABLE renames keys named
+        # `<table>_ibfk_<n>` with their table, so the shadow's keys arrive under the final name.
+        return f"{table}_ibfk_{ordinal}"
+
+    def rename_tables_sql(self, renames: Sequence[tuple[TableRef, TableRef]]) -> list[str]:
+        # One RENAME TABLE is atomic: every table is renamed, or none is. Foreign keys follow
+        # their parent tables to the new names.
+        pairs = ", ".join(f"{self.table_sql(a)} TO {self.table_sql(b)}" for a, b in renames)
+        return [f"RENAME TABLE {pairs}"]
 
     def all_tables(self, conn: Any) -> list[TableRef]:
         with conn.cursor() as cur:
