@@ -16,6 +16,7 @@ from typing import Any
 
 import psycopg
 import pyarrow as pa
+import pymysql
 import pytest
 
 import subsetter
@@ -236,19 +237,92 @@ def test_parallel_readers_stage_what_one_reader_stages(
 def test_mysql_target_without_local_infile_inserts_rows(
     make_backend: Callable[[str], Backend], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A server refusing LOAD DATA LOCAL INFILE still gets every row, by INSERT."""
+    """A target the URL trusts but whose server refuses LOAD DATA LOCAL still gets every row."""
     source = _plain_source(make_backend)
     target = make_backend("mysql")
+    monkeypatch.setattr(MySQLDialect, "trusts_local_infile", True)
+    original = MySQLDialect.begin_load
 
     def refuse(dialect: MySQLDialect, conn: Any) -> None:
+        original(dialect, conn)
         dialect._local_infile = False  # what SELECT @@GLOBAL.local_infile = 0 leads to
 
-    monkeypatch.setattr(MySQLDialect, "_check_local_infile", refuse)
-    loaded = _Calls(monkeypatch, MySQLDialect, "load_arrow")
+    monkeypatch.setattr(MySQLDialect, "begin_load", refuse)
+    local = _Calls(monkeypatch, MySQLDialect, "_load_data_local")
 
     result = _run(source, target, tmp_path)
 
-    assert loaded.count == 0
+    assert local.count == 0
     assert result.verification is not None and result.verification.ok
     got = {r["id"]: r["name"] for r in oracle.rows(target, "plain")}
     assert got == {r["id"]: r["name"] for r in oracle.rows(source, "plain")}
+
+
+@pytest.mark.parametrize("trusted", [False, True], ids=["insert", "local-infile"])
+def test_mysql_arrow_paths_keep_tricky_text(
+    make_backend: Callable[[str], Backend],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    trusted: bool,
+) -> None:
+    """Both MySQL Arrow paths write every value exactly: multi-row INSERT of pyarrow's CSV
+    text (the default) and LOAD DATA LOCAL INFILE (a target URL with local_infile=true)."""
+    source = _plain_source(make_backend)
+    source.execute("ALTER TABLE plain DROP COLUMN flag")  # booleans take the row path
+    target = make_backend("mysql")
+    loaded = _Calls(monkeypatch, MySQLDialect, "load_arrow")
+    local = _Calls(monkeypatch, MySQLDialect, "_load_data_local")
+    url = target.url + ("?local_infile=true" if trusted else "")
+    # Statements of ~2 rows: the batch is cut into many INSERTs, and none is lost or doubled.
+    monkeypatch.setattr(MySQLDialect, "_max_statement", 500)
+    monkeypatch.setattr(MySQLDialect, "begin_load", _keeping_max_statement(MySQLDialect.begin_load))
+
+    result = _run(source, Backend("mysql", url, target.database), tmp_path)
+
+    assert result.verification is not None and result.verification.ok
+    assert loaded.count == 2 and local.count == (2 if trusted else 0)
+    want = {r["id"]: r for r in oracle.rows(source, "plain")}
+    got = {r["id"]: r for r in oracle.rows(target, "plain")}
+    assert got.keys() == want.keys()
+    for key, row in want.items():
+        for column in ("small", "big", "price", "name", "body", "day", "stamp", "feeling"):
+            assert got[key][column] == row[column], (key, column)
+        assert str(got[key]["uid"] or "") == str(row["uid"] or ""), key
+        assert (got[key]["ratio"] is None) == (row["ratio"] is None)
+        if row["ratio"] is not None:
+            assert float(got[key]["ratio"]) == float(row["ratio"]), key
+    assert got[7]["name"] == "" and got[99]["name"] is None, "empty text and NULL stay apart"
+    assert got[6]["name"] == "NULL", "the text NULL is not a NULL"
+
+
+def _keeping_max_statement(original: Callable[[MySQLDialect, Any], None]) -> Any:
+    def begin_load(dialect: MySQLDialect, conn: Any) -> None:
+        limit = dialect._max_statement
+        original(dialect, conn)
+        dialect._max_statement = limit
+
+    return begin_load
+
+
+def test_mysql_target_sends_no_local_file_unless_trusted(
+    make_backend: Callable[[str], Backend], tmp_path: Path
+) -> None:
+    """A target connection cannot be made to send a file of this machine (LOAD DATA LOCAL),
+    unless the URL trusts the target with local_infile=true."""
+    secret = tmp_path / "secret.txt"
+    secret.write_text("s3cret\n")
+    target = make_backend("mysql")
+    target.execute("CREATE TABLE loot (line TEXT)")
+    statement = f"LOAD DATA LOCAL INFILE '{secret}' INTO TABLE loot"
+    for url, sent in ((target.url, False), (target.url + "?local_infile=true", True)):
+        dialect = dialect_for(url, "target")
+        conn = dialect.connect()
+        try:
+            if sent:
+                dialect.execute(conn, statement)
+            else:
+                with pytest.raises(pymysql.Error):
+                    dialect.execute(conn, statement)
+        finally:
+            conn.close()
+        assert target.query("SELECT line FROM loot") == ([("s3cret",)] if sent else [])
