@@ -274,6 +274,7 @@ def _load_shadowed(
     retired = {ref: shadow_ref(dialect, t.ref, RETIRED_PREFIX) for ref, t in tables.items()}
     attempt = _Attempt()
     existing: set[TableRef] = set()
+    repoint: list[str] = []
     swapping = False
     try:
         dialect.begin_load(conn)
@@ -281,6 +282,8 @@ def _load_shadowed(
         # Leftovers of a run of this plan that was killed outright (no cleanup ran).
         _drop(dialect, conn, [work[t].ref for t in plan.tables] + list(retired.values()))
         done = _fill(plan, tables, work, staging, dialect, conn, reporter, source_dialect, attempt)
+        replaced = [tables[t].ref for t in plan.tables if tables[t].ref in existing]
+        repoint = dialect.repoint_foreign_keys_sql(conn, replaced)
         renames = [(tables[t].ref, retired[t]) for t in plan.tables if tables[t].ref in existing]
         renames += [(work[t].ref, tables[t].ref) for t in plan.tables]
         swapping = True
@@ -289,12 +292,8 @@ def _load_shadowed(
         usable = _usable(dialect, conn)
         try:
             if swapping and usable is not None and _swapped(dialect, usable, work):
-                _retire(
-                    dialect,
-                    usable,
-                    [retired[t] for t in plan.tables if tables[t].ref in existing],
-                    reporter,
-                )
+                old = [retired[t] for t in plan.tables if tables[t].ref in existing]
+                _retire(dialect, usable, repoint, old, reporter)
                 return done
             left = _drop_all(dialect, usable, attempt.created)
         finally:
@@ -305,12 +304,28 @@ def _load_shadowed(
         if error is None:
             raise
         raise error from None
-    _retire(dialect, conn, [retired[t] for t in plan.tables if tables[t].ref in existing], reporter)
+    old = [retired[t] for t in plan.tables if tables[t].ref in existing]
+    _retire(dialect, conn, repoint, old, reporter)
     return done
 
 
-def _retire(dialect: Dialect, conn: Any, old: list[TableRef], reporter: Reporter) -> None:
-    """Drop the previous tables, swapped out of their names; warn about any that stays."""
+def _retire(
+    dialect: Dialect, conn: Any, repoint: list[str], old: list[TableRef], reporter: Reporter
+) -> None:
+    """After the swap: point other tables' keys at the new tables, drop the previous ones.
+
+    Neither can undo the swap any more: what fails is said as a warning.
+    """
+    for statement in repoint:
+        try:
+            dialect.execute(conn, statement)
+        except Exception as exc:
+            if not dialect.is_driver_error(exc):
+                raise
+            reporter.warning(
+                f"re-pointing a foreign key of another table at the new subset failed "
+                f"({dialect.wrap_error(exc)}): {statement}"
+            )
     left = _drop_all(dialect, conn, old)
     if left:
         reporter.warning(

@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import duckdb
+import pymysql
 import pytest
 
 import subsetter
@@ -215,6 +216,36 @@ def test_replace_killed_mid_load_keeps_the_previous_tables(
     assert tables_of(target) == before_tables(before) | {"bystander"}
     after = target_state(target)[1]
     assert {k[1:] for k in after} == {k[1:] for k in before[1]}, "keys between the same tables"
+
+
+def test_replace_keeps_other_tables_keys_on_the_subset(
+    demo_on: Callable[[str], Backend], make_backend: Callable[[str], Backend], tmp_path: Path
+) -> None:
+    """A table outside the config referencing a replaced table still references it after.
+
+    MariaDB moves such a key with its parent's RENAME (to the old table, then dropped): the
+    swap points it back at the new table, under its name and rules.
+    """
+    source = demo_on("mysql")
+    target = previous_subset(make_backend, "mysql", source, tmp_path)
+    target.execute(
+        "CREATE TABLE wish (id INTEGER PRIMARY KEY, customer_id INTEGER, "
+        "CONSTRAINT wish_customer FOREIGN KEY (customer_id) REFERENCES customer (id) "
+        "ON DELETE CASCADE)"
+    )
+    target.execute("INSERT INTO wish VALUES (1, 3)")
+    options = subsetter.RunOptions(target_url=target.url, replace=True, yes=True)
+    result = subsetter.run(config_for(source, tmp_path), options)
+    assert result.rows["customer"] == 40
+    keys = target.query(
+        "SELECT constraint_name, referenced_table_name, delete_rule "
+        "FROM information_schema.referential_constraints "
+        "WHERE constraint_schema = DATABASE() AND table_name = 'wish'"
+    )
+    assert keys == [("wish_customer", "customer", "CASCADE")]
+    assert not any(t.startswith("_subsetter") for t in tables_of(target)), tables_of(target)
+    with pytest.raises(pymysql.err.IntegrityError):  # the key is enforced against the new table
+        target.execute("INSERT INTO wish VALUES (2, 999)")
 
 
 def before_tables(state: tuple[dict[str, str], set[tuple[str, ...]]]) -> set[str]:

@@ -577,6 +577,15 @@ class Dialect:
             for old, new in renames
         ]
 
+    def repoint_foreign_keys_sql(self, conn: Any, tables: Sequence[TableRef]) -> list[str]:
+        """Statements that point other tables' foreign keys on ``tables`` at them again.
+
+        Read before ``tables`` are renamed away for new ones (``rename_tables_sql``), run after:
+        where keys follow a renamed parent, those of tables outside the run would be left on
+        the old tables.
+        """
+        return []
+
     def create_index_sql(self, target: TableRef, index: Index, name: str) -> str:
         unique = "UNIQUE " if index.unique else ""
         return (

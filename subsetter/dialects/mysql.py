@@ -352,6 +352,41 @@ class MySQLDialect(SQLAlchemyReflection):
     def create_schema_sql(self, schema: str) -> str | None:
         return None
 
+    def repoint_foreign_keys_sql(self, conn: Any, tables: Sequence[TableRef]) -> list[str]:
+        names = sorted({t.name for t in tables})
+        if not names:
+            return []
+        rows = self.execute(
+            conn,
+            "SELECT rc.constraint_name, rc.table_name, rc.referenced_table_name, "
+            "rc.update_rule, rc.delete_rule, k.column_name, k.referenced_column_name "
+            "FROM information_schema.referential_constraints rc "
+            "JOIN information_schema.key_column_usage k ON k.constraint_schema = "
+            "rc.constraint_schema AND k.table_name = rc.table_name "
+            "AND k.constraint_name = rc.constraint_name "
+            f"WHERE rc.constraint_schema = DATABASE() AND rc.referenced_table_name IN "
+            f"({', '.join(['%s'] * len(names))}) "
+            "ORDER BY rc.table_name, rc.constraint_name, k.ordinal_position",
+            names,
+        )
+        keys: dict[tuple[str, str], tuple[str, str, str, list[str], list[str]]] = {}
+        for name, child, parent, on_update, on_delete, column, ref_column in rows:
+            if child in names:
+                continue  # a table of the run: replaced with its own keys
+            key = keys.setdefault((child, name), (parent, on_update, on_delete, [], []))
+            key[3].append(column)
+            key[4].append(ref_column)
+        out = []
+        for (child, name), (parent, on_update, on_delete, columns, ref_columns) in keys.items():
+            table, constraint = self.table_sql(TableRef(None, child)), self.quote(name)
+            out.append(f"ALTER TABLE {table} DROP FOREIGN KEY {constraint}")
+            out.append(
+                f"ALTER TABLE {table} ADD CONSTRAINT {constraint} FOREIGN KEY "
+                f"({self.columns_sql(columns)}) REFERENCES {self.quote(parent)} "
+                f"({self.columns_sql(ref_columns)}) ON DELETE {on_delete} ON UPDATE {on_update}"
+            )
+        return out
+
     def foreign_key_name(self, table: str, columns: Sequence[str], ordinal: int) -> str:
         # Foreign-key names are unique per database in InnoDB, so a shadow table cannot take
         # the names its predecessor holds; RENAME TABLE renames keys named
