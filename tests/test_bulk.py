@@ -295,6 +295,27 @@ def test_mysql_arrow_paths_keep_tricky_text(
     assert got[6]["name"] == "NULL", "the text NULL is not a NULL"
 
 
+def test_mysql_row_over_the_statement_limit_takes_the_row_path(
+    make_backend: Callable[[str], Backend], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A row whose INSERT would pass the statement limit sends its table through the rows
+    path, after the rows already inserted are taken out again: none lost, none doubled."""
+    source = _plain_source(make_backend)
+    source.execute("ALTER TABLE plain DROP COLUMN flag")
+    source.execute("UPDATE plain SET body = repeat('x', 3000) WHERE id = 9")
+    target = make_backend("mysql")
+    monkeypatch.setattr(MySQLDialect, "_max_statement", 1000)
+    monkeypatch.setattr(MySQLDialect, "begin_load", _keeping_max_statement(MySQLDialect.begin_load))
+    rows = _Calls(monkeypatch, MySQLDialect, "insert_rows")
+
+    result = _run(source, target, tmp_path)
+
+    assert result.verification is not None and result.verification.ok
+    assert rows.count >= 1, "plain went through the row path"
+    want = sorted((r["id"], r["body"]) for r in oracle.rows(source, "plain"))
+    assert sorted((r["id"], r["body"]) for r in oracle.rows(target, "plain")) == want
+
+
 def _keeping_max_statement(original: Callable[[MySQLDialect, Any], None]) -> Any:
     def begin_load(dialect: MySQLDialect, conn: Any) -> None:
         limit = dialect._max_statement

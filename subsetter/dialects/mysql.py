@@ -453,12 +453,17 @@ class MySQLDialect(SQLAlchemyReflection):
         head = f"INSERT INTO {self.table_sql(target)} ({self.columns_sql(columns)}) VALUES ("
         rows = 0
         with conn.cursor() as cur:
-            for batch in batches:
-                if not batch.num_rows:
-                    continue
-                for part in self._statement_parts(_escaped(batch), options):
-                    cur.execute(head.encode() + part + b")")
-                rows += batch.num_rows
+            try:
+                for batch in batches:
+                    if not batch.num_rows:
+                        continue
+                    for part in self._statement_parts(_escaped(batch), options):
+                        cur.execute(head.encode() + part + b")")
+                    rows += batch.num_rows
+            except ArrowUnfit:
+                # The table is this run's own: emptied, it takes every row by the row path.
+                cur.execute(f"DELETE FROM {self.table_sql(target)}")
+                raise
         return rows
 
     def _statement_parts(self, batch: Any, options: Any) -> Iterator[bytes]:
@@ -468,7 +473,9 @@ class MySQLDialect(SQLAlchemyReflection):
         out = io.BytesIO()
         pacsv.write_csv(batch, out, options)
         text = out.getvalue()
-        if len(text) > self._max_statement and batch.num_rows > 1:
+        if len(text) > self._max_statement:
+            if batch.num_rows == 1:  # one value near max_allowed_packet: the row path's affair
+                raise ArrowUnfit(f"a row of {len(text)} bytes")
             half = batch.num_rows // 2
             yield from self._statement_parts(batch.slice(0, half), options)
             yield from self._statement_parts(batch.slice(half), options)
