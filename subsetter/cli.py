@@ -17,26 +17,18 @@ import traceback
 from collections.abc import Callable
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    Progress,
-    ProgressColumn,
-    SpinnerColumn,
-    Task,
-    TaskID,
-    TextColumn,
-    TimeRemainingColumn,
-)
-from rich.text import Text
 
 import subsetter
 from subsetter.audit import SAMPLE_ROWS
 from subsetter.config import resolve_file_url
 from subsetter.errors import SubsetterError
+
+if TYPE_CHECKING:
+    from rich.progress import Progress, TaskID
 
 app = typer.Typer(
     name="subset",
@@ -68,12 +60,35 @@ TargetUrlOpt = Annotated[
 DebugOpt = Annotated[bool, typer.Option("--debug", help="Show the traceback of an error.")]
 
 
-class _RateColumn(ProgressColumn):
-    """Rows per second of a table's task."""
+def _progress_bars() -> Progress:
+    """Live bars: rows, rows/s and an ETA per table (rich.progress imported only for these)."""
+    from rich.progress import (
+        BarColumn,
+        Progress,
+        ProgressColumn,
+        SpinnerColumn,
+        Task,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+    from rich.text import Text
 
-    def render(self, task: Task) -> Text:
-        speed = task.finished_speed or task.speed
-        return Text(f"{speed:,.0f} rows/s" if speed else "", style="progress.data.speed")
+    class RateColumn(ProgressColumn):
+        """Rows per second of a table's task."""
+
+        def render(self, task: Task) -> Text:
+            speed = task.finished_speed or task.speed
+            return Text(f"{speed:,.0f} rows/s" if speed else "", style="progress.data.speed")
+
+    return Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed:,.0f}{task.fields[of]} rows"),
+        RateColumn(),
+        TimeRemainingColumn(),
+        console=err,
+    )
 
 
 class _CliReporter:
@@ -93,15 +108,7 @@ class _CliReporter:
 
     def __enter__(self) -> _CliReporter:
         if self.live:
-            self._bars = Progress(
-                SpinnerColumn(),
-                TextColumn("{task.description}"),
-                BarColumn(),
-                TextColumn("{task.completed:,.0f}{task.fields[of]} rows"),
-                _RateColumn(),
-                TimeRemainingColumn(),
-                console=err,
-            )
+            self._bars = _progress_bars()
             self._bars.start()
         return self
 

@@ -83,6 +83,44 @@ def loaded(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, ob
     return target, json.loads(report.read_text()), result
 
 
+# ---------------------------------------------------------------- start-up
+
+# Imported where used, not by every command: each costs start-up time (pyarrow.compute ~20 ms)
+# and a run without masks or progress bars needs none of them.
+LAZY_MODULES = ("faker", "pyarrow.compute", "rich.progress", "presidio_analyzer")
+
+LOADED_AFTER = """
+import sys
+{action}
+print(" ".join(m for m in {lazy!r} if m in sys.modules))
+"""
+
+
+def loaded_after(action: str, cwd: Path | None = None) -> set[str]:
+    """Which of LAZY_MODULES a fresh interpreter holds after ``action``."""
+    code = LOADED_AFTER.format(action=action, lazy=LAZY_MODULES)
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=cwd
+    )
+    assert done.returncode == 0, done.stderr
+    return set(done.stdout.splitlines()[-1].split())
+
+
+def test_import_of_the_cli_loads_no_optional_module() -> None:
+    assert loaded_after("import subsetter.cli") == set()
+
+
+def test_demo_run_without_masks_loads_no_optional_module(tmp_path: Path) -> None:
+    run = (
+        "import subsetter.cli\n"
+        f"sys.argv = ['subset', 'run', {str(DEMO)!r}, '--target-url', "
+        f"'sqlite:///{tmp_path / 'out.sqlite'}', '--quiet']\n"
+        "try:\n    subsetter.cli.main()\nexcept SystemExit as stop:\n    assert not stop.code\n"
+    )
+    assert loaded_after(run) == set()
+    assert count(tmp_path / "out.sqlite", "customer") == 20
+
+
 # ---------------------------------------------------------------- validate
 
 
