@@ -17,10 +17,9 @@ import traceback
 from collections.abc import Callable
 from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TextIO, TypeVar
 
 import typer
-from rich.console import Console
 
 import subsetter
 from subsetter.audit import SAMPLE_ROWS
@@ -28,6 +27,7 @@ from subsetter.config import resolve_file_url
 from subsetter.errors import SubsetterError
 
 if TYPE_CHECKING:
+    from rich.console import Console
     from rich.progress import Progress, TaskID
 
 app = typer.Typer(
@@ -38,15 +38,75 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 _CI = os.environ.get("CI", "").strip().lower() == "true"
-# Under CI=true every line is plain text, even where a CI runner fakes a terminal.
-err = Console(
-    stderr=True,
-    highlight=False,
-    soft_wrap=True,
-    force_terminal=False if _CI else None,
-    no_color=True if _CI else None,
-)
-out = Console(highlight=False, soft_wrap=True, force_terminal=False if _CI else None)
+
+
+class _Output:
+    """stdout or stderr: rich's Console on a terminal, plain text anywhere else.
+
+    Under CI=true every line is plain text, even where a CI runner fakes a terminal. In a pipe,
+    a file or CI nothing needs rich (no colours, no bars), and importing it costs ~20 ms of
+    every command, so it is imported only for a terminal (or an audit table).
+    """
+
+    def __init__(self, stderr: bool) -> None:
+        self.stderr = stderr
+        self._console: Console | None = None
+
+    @property
+    def stream(self) -> TextIO:
+        return sys.stderr if self.stderr else sys.stdout  # looked up late: tests swap them
+
+    @property
+    def is_terminal(self) -> bool:
+        """rich's own test (TTY_COMPATIBLE, FORCE_COLOR, then isatty), without rich."""
+        if _CI:
+            return False
+        forced = os.environ.get("TTY_COMPATIBLE", "")
+        if forced in ("0", "1"):
+            return forced == "1"
+        color = os.environ.get("FORCE_COLOR")
+        if color is not None:
+            return color != ""
+        try:
+            return self.stream.isatty()
+        except (AttributeError, ValueError):  # no isatty, or a closed file
+            return False
+
+    @property
+    def console(self) -> Console:
+        """rich's Console on this stream, made on first use."""
+        if self._console is None:
+            from rich.console import Console
+
+            self._console = Console(
+                stderr=self.stderr,
+                highlight=False,
+                soft_wrap=True,
+                force_terminal=False if _CI else None,
+                no_color=True if _CI else None,
+            )
+        return self._console
+
+    def print(
+        self, text: Any, *, markup: bool = True, style: str | None = None, end: str = "\n"
+    ) -> None:
+        """Print ``text`` (rich markup only where ``markup`` and on a terminal)."""
+        if isinstance(text, str) and not self.is_terminal:
+            self.stream.write(text + end)
+            self.stream.flush()
+        else:
+            self.console.print(text, markup=markup, style=style, end=end)
+
+    def print_json(self, data: Any) -> None:
+        """``data`` as indented JSON (highlighted on a terminal)."""
+        if self.is_terminal:
+            self.console.print_json(json.dumps(data))
+        else:
+            self.print(json.dumps(data, indent=2, ensure_ascii=False), markup=False)
+
+
+err = _Output(stderr=True)
+out = _Output(stderr=False)
 
 T = TypeVar("T")
 
@@ -87,7 +147,7 @@ def _progress_bars() -> Progress:
         TextColumn("{task.completed:,.0f}{task.fields[of]} rows"),
         RateColumn(),
         TimeRemainingColumn(),
-        console=err,
+        console=err.console,
     )
 
 
@@ -503,7 +563,7 @@ def audit(
         raise typer.Exit(2)
     result = _guarded(debug, lambda: subsetter.audit(_load(config), sample_rows))
     if output_format == "json":
-        out.print_json(json.dumps(result.to_dict()))
+        out.print_json(result.to_dict())
     else:
         _print_audit(result)
     if fail_on_unmasked and result.unmasked:

@@ -7,6 +7,7 @@ to prove that what a user types behaves the same.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sqlite3
 import subprocess
@@ -85,9 +86,9 @@ def loaded(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, ob
 
 # ---------------------------------------------------------------- start-up
 
-# Imported where used, not by every command: each costs start-up time (pyarrow.compute ~20 ms)
-# and a run without masks or progress bars needs none of them.
-LAZY_MODULES = ("faker", "pyarrow.compute", "rich.progress", "presidio_analyzer")
+# Imported where used, not by every command: each costs start-up time (pyarrow.compute and rich
+# ~20 ms each) and a run without masks, into a pipe rather than a terminal, needs none of them.
+LAZY_MODULES = ("faker", "pyarrow.compute", "rich", "presidio_analyzer")
 
 LOADED_AFTER = """
 import sys
@@ -119,6 +120,19 @@ def test_demo_run_without_masks_loads_no_optional_module(tmp_path: Path) -> None
     )
     assert loaded_after(run) == set()
     assert count(tmp_path / "out.sqlite", "customer") == 20
+
+
+@pytest.mark.parametrize("terminal", [True, False])
+def test_colour_only_on_a_terminal(tmp_path: Path, terminal: bool) -> None:
+    env = {k: v for k, v in os.environ.items() if k not in ("CI", "FORCE_COLOR", "NO_COLOR")}
+    env["TTY_COMPATIBLE"] = "1" if terminal else "0"
+    done = subprocess.run(
+        [sys.executable, "-m", "subsetter", "validate", str(tmp_path / "missing.yml")],
+        capture_output=True, text=True, timeout=60, env=env,
+    )  # fmt: skip
+    assert done.returncode == 1
+    assert ("\x1b[31m" in done.stderr) is terminal, done.stderr
+    assert "cannot read the config file" in done.stderr
 
 
 # ---------------------------------------------------------------- validate
