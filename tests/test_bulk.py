@@ -347,3 +347,26 @@ def test_mysql_target_sends_no_local_file_unless_trusted(
         finally:
             conn.close()
         assert target.query("SELECT line FROM loot") == ([("s3cret",)] if sent else [])
+
+
+@pytest.mark.parametrize(
+    "keys",
+    [
+        pa.array([1, -2, 3_000_000_000], pa.int64()),
+        pa.array(["plain", 'quo"te', "back\\slash", "a,b", "{brace}", "ünï", " sp ", ""]),
+        pa.array([dt.date(2024, 2, 29), dt.date(5, 1, 1)], pa.date32()),
+        pa.array([Decimal("5.00"), Decimal("-0.10"), Decimal("0E-2")], pa.decimal128(10, 2)),
+        pa.array([Decimal("1E-7"), Decimal("123.4567890")], pa.decimal128(20, 7)),
+        pa.array(["a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11"]),
+    ],
+)
+def test_key_array_literal_in_python_as_in_pyarrow(
+    keys: pa.Array, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Small key lists are spelled in Python (no pyarrow.compute import), large ones by
+    pyarrow.compute: the same literal either way."""
+    from subsetter.dialects import postgres
+
+    small = postgres._array_literal(keys)
+    monkeypatch.setattr(postgres, "_SMALL_ARRAY", 0)
+    assert small == postgres._array_literal(keys)

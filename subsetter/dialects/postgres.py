@@ -558,9 +558,20 @@ def _json_to_list(value: Any) -> Any:
 _LITERAL_KINDS = frozenset({"integer", "decimal", "string", "text", "date", "uuid", "enum"})
 
 
+_SMALL_ARRAY = 2000
+"""Keys up to which an array literal is built in Python: pyarrow.compute's import alone takes
+~20 ms, longer than Python takes for this many keys; a small subset never needs it."""
+
+
 def _array_literal(column: Any) -> str:
     """A PostgreSQL array literal of a non-null Arrow column: ``{1,2}`` or ``{"a","b\\"c"}``."""
     import pyarrow as pa
+
+    if len(column) <= _SMALL_ARRAY:
+        values = [str(v) for v in column.to_pylist()]
+        if not pa.types.is_integer(column.type):
+            values = ['"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"' for v in values]
+        return "{" + ",".join(values) + "}"
     import pyarrow.compute as pc
 
     text = pc.cast(column, pa.string())
