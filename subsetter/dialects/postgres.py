@@ -104,11 +104,15 @@ class PostgresDialect(SQLAlchemyReflection):
         # A database or role may set idle_in_transaction_session_timeout or idle_session_timeout
         # (PostgreSQL 14+); the snapshot idles while staging works, so both are off for this
         # session only. pg_settings lists only the settings this server version has.
-        conn.execute(
-            "SELECT set_config(name, '0', false) FROM pg_settings WHERE name IN "
-            "('idle_in_transaction_session_timeout', 'idle_session_timeout')"
-        )
-        conn.commit()
+        # In autocommit: one round trip, where a transaction would add BEGIN and COMMIT.
+        conn.autocommit = True
+        try:
+            conn.execute(
+                "SELECT set_config(name, '0', false) FROM pg_settings WHERE name IN "
+                "('idle_in_transaction_session_timeout', 'idle_session_timeout')"
+            )
+        finally:
+            conn.autocommit = False
         # TCP keepalives notice a dead peer during long reads; libpq's defaults are used.
 
     def is_transient(self, exc: BaseException) -> bool:
@@ -132,15 +136,16 @@ class PostgresDialect(SQLAlchemyReflection):
         conn.rollback()
         conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
         conn.read_only = True
-        conn.execute(first)
-        # Intervals are read as ISO 8601 text: a timedelta cannot hold "1 month".
-        conn.execute("SET LOCAL intervalstyle = 'iso_8601'")
-        # What COPY's CSV text must look like for pyarrow, whatever the database's defaults:
-        # UTF-8, ISO dates, timestamptz in UTC (+00), floats in full precision.
-        conn.execute("SET LOCAL client_encoding = 'UTF8'")
-        conn.execute("SET LOCAL TimeZone = 'UTC'")
-        conn.execute("SET LOCAL datestyle = 'ISO, YMD'")
-        conn.execute("SET LOCAL extra_float_digits = 3")
+        # One round trip for all of them (a simple query may hold several statements).
+        conn.execute(
+            f"{first}; "
+            # Intervals are read as ISO 8601 text: a timedelta cannot hold "1 month".
+            "SET LOCAL intervalstyle = 'iso_8601'; "
+            # What COPY's CSV text must look like for pyarrow, whatever the database's
+            # defaults: UTF-8, ISO dates, timestamptz in UTC (+00), floats in full precision.
+            "SET LOCAL client_encoding = 'UTF8'; SET LOCAL TimeZone = 'UTC'; "
+            "SET LOCAL datestyle = 'ISO, YMD'; SET LOCAL extra_float_digits = 3"
+        )
 
     def share_snapshot(self, conn: Any) -> str | None:
         # Called right after begin_snapshot, before any read: should the export be refused
