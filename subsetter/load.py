@@ -189,6 +189,7 @@ SHADOW_PREFIX = "_subsetter_new_"
 """Where DDL commits, a run's new tables are loaded under this prefix, then swapped in."""
 RETIRED_PREFIX = "_subsetter_old_"
 """A replaced table's name between the swap and its drop."""
+LEFTOVER_PREFIXES = (SHADOW_PREFIX, RETIRED_PREFIX)
 
 
 def shadow_ref(dialect: Dialect, ref: TableRef, prefix: str) -> TableRef:

@@ -35,6 +35,7 @@ from subsetter.explain import Step, explain_row
 from subsetter.extract import ExtractStats, extract
 from subsetter.init import starter_config
 from subsetter.load import (
+    LEFTOVER_PREFIXES,
     LoadStats,
     TargetTable,
     check_target_free,
@@ -421,7 +422,12 @@ def refuse_protected_behind(config: Config, options: RunOptions, tgt: Dialect, c
     for name, named in sorted(config.targets.items()):
         if not named.protected or name == options.target:
             continue
-        other = dialect_for(config.target_url(name), config.locate("targets", name).rstrip(": "))
+        try:
+            other = dialect_for(
+                config.target_url(name), config.locate("targets", name).rstrip(": ")
+            )
+        except SubsetterError:
+            continue  # an engine this install cannot reach: not the connected database
         if other.name == tgt.name and other.identity_if_reachable() == mine:
             where = config.locate("targets", name, "protected").rstrip(": ")
             raise TargetError(
@@ -441,7 +447,8 @@ def confirm_destructive(
     """
     if options.yes or mode not in ("replace", "truncate"):
         return
-    present = set(tgt.all_tables(conn))
+    # Shadow tables a killed run left behind are subsetter's own: the run drops them.
+    present = {t for t in tgt.all_tables(conn) if not t.name.startswith(LEFTOVER_PREFIXES)}
     touched = ours & present
     others = sorted(present - ours)
     if not touched or not others:

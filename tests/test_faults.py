@@ -248,6 +248,22 @@ def test_replace_keeps_other_tables_keys_on_the_subset(
         target.execute("INSERT INTO wish VALUES (2, 999)")
 
 
+def test_replace_drops_what_a_killed_run_left(
+    demo_on: Callable[[str], Backend], make_backend: Callable[[str], Backend], tmp_path: Path
+) -> None:
+    """Shadow tables of a run killed outright (kill -9: no cleanup) are dropped by the next
+    run, which does not take them for somebody else's tables (no --yes needed)."""
+    source = demo_on("mysql")
+    target = make_backend("mysql")
+    options = subsetter.RunOptions(target_url=target.url, replace=True)
+    subsetter.run(config_for(source, tmp_path), options)
+    target.execute("CREATE TABLE _subsetter_new_customer (id INTEGER)")
+    target.execute("CREATE TABLE _subsetter_old_orders (id INTEGER)")
+    result = subsetter.run(config_for(source, tmp_path), options)
+    assert result.rows["customer"] == 40
+    assert not any(t.startswith("_subsetter") for t in tables_of(target)), tables_of(target)
+
+
 def before_tables(state: tuple[dict[str, str], set[tuple[str, ...]]]) -> set[str]:
     return set(state[0])
 

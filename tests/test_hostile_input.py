@@ -152,6 +152,7 @@ def test_protected_file_under_another_path_is_refused(tmp_path: Path) -> None:
         f"source: {{url: 'sqlite:///{source}'}}\n"
         "targets:\n"
         "  prod:\n    url: sqlite:///prod.sqlite\n    protected: true\n"
+        "  legacy:\n    url: oracle://db.example/prod\n    protected: true\n"
         "seeds: [{table: customer, where: 'id <= 5'}]\n"
     )
     other_spelling = f"sqlite:///{tmp_path}/sub/../prod.sqlite"
