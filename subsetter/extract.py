@@ -17,7 +17,7 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -42,6 +42,8 @@ class ExtractStats:
     rounds: int = 0
     queries: int = 0
     warnings: list[str] = field(default_factory=list)
+    rewritten: set[TableRef] = field(default_factory=set)
+    """Tables whose staged rows changed after their round (keys set to NULL)."""
 
 
 @dataclass(frozen=True)
@@ -247,11 +249,14 @@ def extract(
     staging: Staging,
     reporter: Reporter,
     more_conns: Sequence[Any] = (),
+    on_round: Callable[[int, list[TableRef]], None] | None = None,
 ) -> ExtractStats:
     """Stage the closure of the plan's seeds, reading the source inside its snapshot.
 
     ``more_conns`` are further connections in the same snapshot (``Dialect.join_snapshot``):
-    queries then run on all of them at once.
+    queries then run on all of them at once. ``on_round(gen, tables)`` is called once the rows
+    round ``gen`` adds (``_gen``) are all staged, with the tables that got some; later rounds
+    never add rows to round ``gen``, and only change them as ``ExtractStats.rewritten`` says.
     """
     stats = ExtractStats()
     for ref in plan.tables:
@@ -294,6 +299,8 @@ def extract(
     gen = 0
     while True:
         added_tables, down_tables = staging.tables_with_rows(gen)
+        if on_round is not None and added_tables:
+            on_round(gen, added_tables)
         if not added_tables and not down_tables:
             break
         reader.run(round_fetches(gen, added_tables, down_tables))
@@ -305,6 +312,7 @@ def extract(
     for fk in plan.nulled:
         nullable = [c for c in fk.columns if catalog.table(fk.child).column(c).nullable]
         staging.null_columns(fk.child, nullable)
+        stats.rewritten.add(fk.child)
     return stats
 
 
@@ -328,6 +336,7 @@ def _settle_dangling_keys(
                 "copied intact. Fix the data, or remove that virtual foreign key."
             )
         staging.null_columns(fk.child, nullable, only_unresolved=fk)
+        stats.rewritten.add(fk.child)
         stats.warnings.append(
             f"{missing} row(s) of {fk.child} point at missing rows of {fk.parent} through {fk}: "
             "written as NULL"

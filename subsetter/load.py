@@ -17,8 +17,10 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import queue
+import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence, Set
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,8 +31,8 @@ from subsetter.dialects import Dialect, TypeChoice
 from subsetter.dialects.base import ArrowUnfit, InlineForeignKey
 from subsetter.errors import IntegrityError, LoadError, SubsetterError, TargetError
 from subsetter.plan import LoadPlan, Plan
-from subsetter.reporting import Reporter
-from subsetter.staging import Staging
+from subsetter.reporting import NullReporter, Reporter
+from subsetter.staging import StagedRound, Staging
 from subsetter.verify import FkCheck, VerifyResult, verify_target
 
 
@@ -220,8 +222,14 @@ def load(
     *,
     replace: bool,
     source_dialect: str,
+    early: EarlyLoad | None = None,
+    rewritten: Set[TableRef] = frozenset(),
 ) -> tuple[LoadStats, VerifyResult]:
-    """Load every planned table, add constraints, verify, and commit (or undo everything)."""
+    """Load every planned table, add constraints, verify, and commit (or undo everything).
+
+    With ``early``, the tables it loaded while the source was read keep their rows, except
+    those in ``rewritten`` (changed in staging since), which load again from scratch.
+    """
     if plan.load is not None and plan.load.mode in ("truncate", "append"):
         return _load_existing(plan, plan.load, tables, staging, dialect, conn, reporter)
     if not dialect.transactional_ddl:
@@ -230,25 +238,135 @@ def load(
         )
     attempt = _Attempt()
     try:
-        dialect.begin_load(conn)
-        existing = check_target_free(dialect, conn, tables, replace)
-        _drop(
-            dialect,
-            conn,
-            [tables[t].ref for t in reversed(plan.tables) if tables[t].ref in existing],
-        )
-        done = _fill(
-            plan, tables, tables, staging, dialect, conn, reporter, source_dialect, attempt
-        )
+        if early is not None and early.finish(staging, rewritten):
+            done = _fill(
+                plan, tables, tables, staging, dialect, conn, reporter, source_dialect, attempt,
+                early=early,
+            )  # fmt: skip
+        else:
+            _prepare_tables(plan, tables, dialect, conn, replace)
+            done = _fill(
+                plan, tables, tables, staging, dialect, conn, reporter, source_dialect, attempt
+            )
         conn.commit()
         return done
     except BaseException as exc:
+        if early is not None:
+            early.abandon()  # its thread must be done with the connection first
         with contextlib.suppress(Exception):
             conn.rollback()
         error = _failure(dialect, exc, attempt.loading, [], "; nothing was committed")
         if error is None:
             raise
         raise error from None
+
+
+def _prepare_tables(
+    plan: Plan, tables: dict[TableRef, TargetTable], dialect: Dialect, conn: Any, replace: bool
+) -> None:
+    """Begin the load's transaction and drop the tables being replaced (DDL transactional)."""
+    dialect.begin_load(conn)
+    existing = check_target_free(dialect, conn, tables, replace)
+    _drop(
+        dialect, conn, [tables[t].ref for t in reversed(plan.tables) if tables[t].ref in existing]
+    )
+
+
+class EarlyLoad:
+    """Copies rows into the target while the source is still read, on a worker thread.
+
+    Extraction works in closure rounds, and a row, once staged, never changes (masking and
+    keys set to NULL aside: runs with masks do not load early, and ``load`` copies a table
+    whose keys were nulled again). So each round's new rows can go into the target while the
+    next rounds read the source: the target's work (parsing, inserting) overlaps the source's
+    instead of following it. Only where the whole load is one transaction, DDL included
+    (``Dialect.loads_while_extracting``): nothing is visible before ``load`` commits, and a
+    failure rolls everything back. Should anything go wrong here, the transaction is rolled
+    back and ``load`` starts from scratch, so errors read as they do without loading early.
+    """
+
+    def __init__(
+        self,
+        plan: Plan,
+        tables: dict[TableRef, TargetTable],
+        staging: Staging,
+        dialect: Dialect,
+        conn: Any,
+        *,
+        replace: bool,
+        source_dialect: str,
+    ) -> None:
+        self.plan, self.tables, self.dialect, self.conn = plan, tables, dialect, conn
+        self.created: list[TableRef] = []
+        self.rows: dict[TableRef, int] = {}
+        """Rows copied per table so far."""
+        self.seconds: dict[TableRef, float] = {}
+        self.failed: BaseException | None = None
+        self._rounds: queue.Queue[tuple[int, list[TableRef]] | None] = queue.Queue()
+        self._stop = threading.Event()
+        self._cursor = staging.cursor()
+        self._staging = staging
+        self._thread = threading.Thread(
+            target=self._work, args=(replace, source_dialect), name="subsetter-load", daemon=True
+        )
+        self._thread.start()
+
+    def round_staged(self, gen: int, refs: list[TableRef]) -> None:
+        """Round ``gen``'s rows of ``refs`` are staged (``extract``'s ``on_round``)."""
+        self._rounds.put((gen, [r for r in refs if r in self.tables]))
+
+    def _work(self, replace: bool, source_dialect: str) -> None:
+        try:
+            _prepare_tables(self.plan, self.tables, self.dialect, self.conn, replace)
+            _create_tables(
+                self.plan, self.tables, self.dialect, self.conn, self.created, source_dialect
+            )
+            while (item := self._rounds.get()) is not None and not self._stop.is_set():
+                gen, refs = item
+                rows = self._staging.round_rows(gen, self._cursor)
+                for ref in refs:
+                    if self._stop.is_set():
+                        return
+                    started = time.perf_counter()
+                    copied = _copy_rows(
+                        ref, self.tables[ref], rows, self.dialect, self.conn, NullReporter()
+                    )
+                    self.rows[ref] = self.rows.get(ref, 0) + copied
+                    self.seconds[ref] = self.seconds.get(ref, 0.0) + time.perf_counter() - started
+        except BaseException as exc:  # reported by load, which starts from scratch
+            self.failed = exc
+
+    def _join(self) -> None:
+        self._rounds.put(None)
+        self._thread.join()
+        with contextlib.suppress(Exception):
+            self._cursor.close()
+
+    def finish(self, staging: Staging, rewritten: Set[TableRef]) -> bool:
+        """Wait for the worker; True when its rows stand, else the target is rolled back.
+
+        A table whose staged rows changed since (``rewritten``), or whose row count differs
+        from staging's, is emptied so that ``load`` copies it whole.
+        """
+        self._join()
+        if self.failed is not None:
+            self.abandon()
+            return False
+        redo = [
+            ref for ref in self.rows if ref in rewritten or self.rows[ref] != staging.count(ref)
+        ]
+        if redo:
+            self.dialect.empty_tables(self.conn, [self.tables[r].ref for r in redo])
+            for ref in redo:
+                del self.rows[ref]
+        return True
+
+    def abandon(self) -> None:
+        """Stop the worker and roll back what it did (the run failed or starts over)."""
+        self._stop.set()
+        self._join()
+        with contextlib.suppress(Exception):
+            self.conn.rollback()
 
 
 def _load_shadowed(
@@ -346,20 +464,29 @@ def _fill(
     reporter: Reporter,
     source_dialect: str,
     attempt: _Attempt,
+    early: EarlyLoad | None = None,
 ) -> tuple[LoadStats, VerifyResult]:
     """Create the tables under their ``work`` names, copy the rows, add keys and verify.
 
-    Constraint and index names come from ``tables``, the names the tables end up with.
+    Constraint and index names come from ``tables``, the names the tables end up with. With
+    ``early`` (finished), the tables exist and the rows it copied are in.
     """
     stats = LoadStats()
-    _create_tables(plan, work, dialect, conn, attempt.created, source_dialect)
+    if early is None:
+        _create_tables(plan, work, dialect, conn, attempt.created, source_dialect)
+    else:
+        attempt.created = list(early.created)
+        stats.seconds.update(early.seconds)
     for ref in plan.tables:
         attempt.loading = tables[ref].ref
         started = time.perf_counter()
-        stats.rows[ref] = _copy_rows(
-            ref, work[ref], staging, dialect, conn, reporter, shown=tables[ref].ref
-        )
-        stats.seconds[ref] = time.perf_counter() - started
+        if early is not None and ref in early.rows:
+            stats.rows[ref] = early.rows[ref]
+        else:
+            stats.rows[ref] = _copy_rows(
+                ref, work[ref], staging, dialect, conn, reporter, shown=tables[ref].ref
+            )
+        stats.seconds[ref] = stats.seconds.get(ref, 0.0) + time.perf_counter() - started
         reporter.table_loaded(str(tables[ref].ref), stats.rows[ref], stats.seconds[ref])
     attempt.loading = None
     enforced = _add_constraints(plan, work, tables, dialect, conn)
@@ -611,7 +738,7 @@ def _declares(fk: ForeignKey, tables: dict[TableRef, TargetTable]) -> bool:
 def _copy_rows(
     ref: TableRef,
     target: TargetTable,
-    staging: Staging,
+    staging: Staging | StagedRound,
     dialect: Dialect,
     conn: Any,
     reporter: Reporter,

@@ -37,6 +37,7 @@ from subsetter.extract import ExtractStats, extract
 from subsetter.init import starter_config
 from subsetter.load import (
     LEFTOVER_PREFIXES,
+    EarlyLoad,
     LoadStats,
     TargetTable,
     check_target_free,
@@ -544,15 +545,19 @@ def run(config: Config, options: RunOptions, reporter: Reporter | None = None) -
     target_conn: Any = None
     more_conns: list[Any] = []
     staging: Staging | None = None
+    early: EarlyLoad | None = None
     finished = False
     frozen = False
 
     def extract_once(attempt: int) -> tuple[ExtractStats, dict[Any, float]]:
-        nonlocal source_conn, staging, more_conns
+        nonlocal source_conn, staging, more_conns, early
         for conn in more_conns:
             _close(conn)
         more_conns = []
         if attempt > 1:  # a snapshot cannot be resumed: start again from a new one
+            if early is not None:  # and load after extracting, from scratch
+                early.abandon()
+                early = None
             _close(source_conn)
             if staging is not None:
                 staging.close(discard=True)
@@ -560,20 +565,30 @@ def run(config: Config, options: RunOptions, reporter: Reporter | None = None) -
         staging = Staging(options.keep_staging, options.batch_size)
         _begin_snapshot(src, source_conn)
         more_conns = _snapshot_readers(src, source_conn, options.readers)
-        stats = extract(plan, catalog, src, source_conn, staging, reporter, more_conns)
+        if attempt == 1 and masks.empty and not policy.existing and tgt.loads_while_extracting:
+            early = EarlyLoad(
+                plan, tables, staging, tgt, target_conn,
+                replace=replacing, source_dialect=catalog.dialect,
+            )  # fmt: skip
+        on_round = early.round_staged if early is not None else None
+        stats = extract(plan, catalog, src, source_conn, staging, reporter, more_conns, on_round)
         per_row = _bytes_per_row(plan, catalog, src, source_conn)
         _check_budget(config, catalog, plan, staging, per_row)
         return stats, per_row
 
     def load_once(attempt: int) -> tuple[LoadStats, VerifyResult]:
-        nonlocal target_conn
+        nonlocal target_conn, early
         assert staging is not None
-        if attempt > 1 or not tgt.is_alive(target_conn):
+        started, early = early, None  # used once: a retry loads from scratch
+        if started is not None and attempt == 1:
+            pass  # busy since extraction began; load sees whether it still works
+        elif attempt > 1 or not tgt.is_alive(target_conn):
             _close(target_conn)  # closed by the server while the source was read, or lost
             target_conn = tgt.connect_retrying()
         return load(
             plan, tables, staging, tgt, target_conn, reporter,
             replace=replacing, source_dialect=catalog.dialect,
+            early=started, rewritten=stats.rewritten,
         )  # fmt: skip
 
     try:
@@ -648,6 +663,8 @@ def run(config: Config, options: RunOptions, reporter: Reporter | None = None) -
         finished = True
         return result
     finally:
+        if early is not None:  # before the connection and staging it uses close
+            early.abandon()
         if frozen:
             gc.unfreeze()
         _close(source_conn)

@@ -450,14 +450,17 @@ class Staging:
             for keys in self._arrow_batches(sql, size):
                 yield int(level), keys
 
-    def _arrow_batches(self, sql: str, size: int) -> Iterator[pa.RecordBatch]:
+    def _arrow_batches(
+        self, sql: str, size: int, on: Any | None = None
+    ) -> Iterator[pa.RecordBatch]:
         """The query's rows in batches of ``size`` rows (the last one smaller), streamed.
 
         DuckDB hands out whatever its threads produced (often a few thousand rows); gathering
-        them to ``size`` keeps one source query per ``size`` keys.
+        them to ``size`` keeps one source query per ``size`` keys. ``on`` is the connection
+        (a ``cursor``) to run it on, from another thread; by default a fresh cursor.
         """
         # A cursor of its own: the caller writes to staging while these batches stream.
-        cursor = self.conn.cursor()
+        cursor = self.conn.cursor() if on is None else on.cursor()
         try:
             with self._guard():
                 pending: list[pa.RecordBatch] = []
@@ -535,6 +538,15 @@ class Staging:
         """All staged rows of a table as row tuples, in batches (see ``read_arrow``)."""
         for batch in self.read_arrow(ref):
             yield arrow_rows(batch)
+
+    def round_rows(self, gen: int, cursor: Any) -> StagedRound:
+        """The rows round ``gen`` added, read through ``cursor`` (``Staging.cursor``)."""
+        return StagedRound(self, gen, cursor)
+
+    def cursor(self) -> Any:
+        """A DuckDB connection of its own, for reading staged rows from another thread."""
+        with self._guard():
+            return self.conn.cursor()
 
     # ------------------------------------------------------------------ masking
 
@@ -663,6 +675,34 @@ class Staging:
         ).fetchone()
         self.conn.execute(f"DROP TABLE {side}")
         return int(done[0]) if done else 0
+
+
+class StagedRound:
+    """The rows one closure round added to each table, for loading while later rounds run.
+
+    Reads through a DuckDB connection of its own (``Staging.cursor``), so another thread can
+    read while the extracting thread writes: DuckDB gives each connection a consistent view.
+    The same reading methods as ``Staging``, so the loader takes either.
+    """
+
+    def __init__(self, staging: Staging, gen: int, on: Any) -> None:
+        self._staging, self._gen, self._on = staging, int(gen), on
+
+    def count(self, ref: TableRef) -> int:
+        name = self._staging._tables[ref][0]
+        with self._staging._guard():
+            row = self._on.execute(f"SELECT count(*) FROM {name} WHERE _gen = {self._gen}")
+            return int(row.fetchone()[0])
+
+    def read_arrow(self, ref: TableRef) -> Iterator[pa.RecordBatch]:
+        name, _, staged = self._staging._tables[ref]
+        cols = ", ".join(f"c{i}" for i in range(len(staged)))
+        sql = f"SELECT {cols} FROM {name} WHERE _gen = {self._gen}"
+        yield from self._staging._arrow_batches(sql, self._staging.batch_size, self._on)
+
+    def read(self, ref: TableRef) -> Iterator[list[Row]]:
+        for batch in self.read_arrow(ref):
+            yield arrow_rows(batch)
 
 
 ARROW_POOL = pa.system_memory_pool()

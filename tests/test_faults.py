@@ -99,7 +99,10 @@ def test_connection_killed(
         assert result.rows["customer"] == 40
         oracle.assert_subset_of(source, target, list(result.rows))
         assert len(hook.warnings) == 1 and f"{again} in" in hook.warnings[0]
-    assert kills and all(k >= 1 for k in kills), "the fault was injected"
+    # Each attempt's first fault lands; where tables loaded while the source was read
+    # (PostgreSQL), their reports come together and the later ones find no session left.
+    assert kills and kills[0] >= 1, "the fault was injected"
+    assert sum(1 for k in kills if k) == (3 if every else 1), kills
     assert files_in(staging_dir) == []
     assert fingerprint(source) == before
 

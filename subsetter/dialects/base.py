@@ -111,6 +111,9 @@ class Dialect:
 
     transactional_ddl: ClassVar[bool] = True
     """CREATE/DROP TABLE can be rolled back, so a failed load leaves nothing behind."""
+    loads_while_extracting: ClassVar[bool] = False
+    """Rows may go into the target (one transaction, DDL included) from a worker thread while
+    the source is still read, each closure round's rows as soon as they are staged."""
     constraints_after_load: ClassVar[bool] = True
     """Primary keys, unique keys and foreign keys are added after the rows (pg_restore style)."""
     can_alter_constraints: ClassVar[bool] = True

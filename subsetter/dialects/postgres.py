@@ -68,6 +68,7 @@ class PostgresDialect(SQLAlchemyReflection):
     truncates_together = True
     retry_delays = (0.5, 1.5)
     validates_added_foreign_keys = True
+    loads_while_extracting = True
 
     def connect(self, *, read_only: bool = False) -> Any:
         u = self.url
