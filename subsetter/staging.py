@@ -15,6 +15,7 @@ import datetime as dt
 import json
 import shutil
 import tempfile
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -126,6 +127,9 @@ class Staging:
         self._pending_bytes = 0
         self._settled = 0  # new rows settled early, before the round's ``settle``
         self._down_in: set[TableRef] = set()  # tables whose _in holds rows pulling children
+        self._settling = threading.Lock()
+        """Held while a table settles and while another thread reads a round (``StagedRound``):
+        a settle's hash tables take most of the memory budget, a scan beside it the rest."""
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -318,6 +322,10 @@ class Staging:
         return added
 
     def _settle_table(self, ref: TableRef) -> int:
+        with self._settling:
+            return self._settle_one(ref)
+
+    def _settle_one(self, ref: TableRef) -> int:
         name, table, staged = self._tables[ref]
         keys = ", ".join(self._cols(ref, table.identity))
         # Key columns are NOT NULL for a table with a key: a plain equi-join, twice as fast
@@ -683,6 +691,12 @@ class StagedRound:
     Reads through a DuckDB connection of its own (``Staging.cursor``), so another thread can
     read while the extracting thread writes: DuckDB gives each connection a consistent view.
     The same reading methods as ``Staging``, so the loader takes either.
+
+    Each batch is a query of its own over a range of row ids (a round's rows were inserted
+    together, so they hold neighbouring ids): a single scan streaming while the target takes
+    the rows would keep its snapshot for seconds, and with it every row version the
+    extracting thread replaces or truncates meanwhile, which ran staging out of memory at
+    10% of TPC-H customers.
     """
 
     def __init__(self, staging: Staging, gen: int, on: Any) -> None:
@@ -690,15 +704,29 @@ class StagedRound:
 
     def count(self, ref: TableRef) -> int:
         name = self._staging._tables[ref][0]
-        with self._staging._guard():
-            row = self._on.execute(f"SELECT count(*) FROM {name} WHERE _gen = {self._gen}")
-            return int(row.fetchone()[0])
+        with self._staging._settling, self._staging._guard():
+            # fetchall, not fetchone: a result read to its end ends its transaction.
+            rows = self._on.execute(f"SELECT count(*) FROM {name} WHERE _gen = {self._gen}")
+            return int(rows.fetchall()[0][0])
 
     def read_arrow(self, ref: TableRef) -> Iterator[pa.RecordBatch]:
         name, _, staged = self._staging._tables[ref]
         cols = ", ".join(f"c{i}" for i in range(len(staged)))
-        sql = f"SELECT {cols} FROM {name} WHERE _gen = {self._gen}"
-        yield from self._staging._arrow_batches(sql, self._staging.batch_size, self._on)
+        where = f"_gen = {self._gen}"
+        with self._staging._settling, self._staging._guard():
+            [(first, last)] = self._on.execute(
+                f"SELECT min(rowid), max(rowid) FROM {name} WHERE {where}"
+            ).fetchall()
+        if first is None:
+            return
+        step = self._staging.batch_size
+        for start in range(int(first), int(last) + 1, step):
+            ids = f"rowid BETWEEN {start} AND {start + step - 1}"
+            with self._staging._settling, self._staging._guard():
+                rows = self._on.sql(f"SELECT {cols} FROM {name} WHERE {where} AND {ids}")
+                rows = rows.to_arrow_table()
+            if rows.num_rows:
+                yield _combined(rows.to_batches())
 
     def read(self, ref: TableRef) -> Iterator[list[Row]]:
         for batch in self.read_arrow(ref):
