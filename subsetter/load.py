@@ -323,7 +323,7 @@ class EarlyLoad:
             )
             while (item := self._rounds.get()) is not None and not self._stop.is_set():
                 gen, refs = item
-                rows = self._staging.round_rows(gen, self._cursor)
+                rows = self._staging.round_rows(gen, self._cursor, self._stop)
                 for ref in refs:
                     if self._stop.is_set():
                         return

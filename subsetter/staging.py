@@ -547,9 +547,12 @@ class Staging:
         for batch in self.read_arrow(ref):
             yield arrow_rows(batch)
 
-    def round_rows(self, gen: int, cursor: Any) -> StagedRound:
-        """The rows round ``gen`` added, read through ``cursor`` (``Staging.cursor``)."""
-        return StagedRound(self, gen, cursor)
+    def round_rows(self, gen: int, cursor: Any, stop: threading.Event | None = None) -> StagedRound:
+        """The rows round ``gen`` added, read through ``cursor`` (``Staging.cursor``).
+
+        Reading raises ``RoundAbandoned`` between batches once ``stop`` is set.
+        """
+        return StagedRound(self, gen, cursor, stop)
 
     def cursor(self) -> Any:
         """A DuckDB connection of its own, for reading staged rows from another thread."""
@@ -685,6 +688,10 @@ class Staging:
         return int(done[0]) if done else 0
 
 
+class RoundAbandoned(Exception):
+    """A ``StagedRound`` read was stopped by its ``stop`` event (the run is ending)."""
+
+
 class StagedRound:
     """The rows one closure round added to each table, for loading while later rounds run.
 
@@ -699,8 +706,10 @@ class StagedRound:
     10% of TPC-H customers.
     """
 
-    def __init__(self, staging: Staging, gen: int, on: Any) -> None:
-        self._staging, self._gen, self._on = staging, int(gen), on
+    def __init__(
+        self, staging: Staging, gen: int, on: Any, stop: threading.Event | None = None
+    ) -> None:
+        self._staging, self._gen, self._on, self._stop = staging, int(gen), on, stop
 
     def count(self, ref: TableRef) -> int:
         name = self._staging._tables[ref][0]
@@ -721,6 +730,8 @@ class StagedRound:
             return
         step = self._staging.batch_size
         for start in range(int(first), int(last) + 1, step):
+            if self._stop is not None and self._stop.is_set():
+                raise RoundAbandoned(f"reading round {self._gen} of {ref} was stopped")
             ids = f"rowid BETWEEN {start} AND {start + step - 1}"
             with self._staging._settling, self._staging._guard():
                 rows = self._on.sql(f"SELECT {cols} FROM {name} WHERE {where} AND {ids}")

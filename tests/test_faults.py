@@ -209,7 +209,9 @@ def test_replace_killed_mid_load_keeps_the_previous_tables(
         subsetter.run(config_for(source, tmp_path), options, hook)
     message = str(failed.value)
     assert "lost its connection" in message and "nothing was committed" in message, message
-    assert kills and all(k >= 1 for k in kills), "the fault was injected"
+    # Each of the 3 attempts' first fault lands (see test_connection_killed).
+    assert kills and kills[0] >= 1, "the fault was injected"
+    assert sum(1 for k in kills if k) == 3, kills
     assert target_state(target) == before, "the previous subset is exactly as it was"
     assert not any(t.startswith("_subsetter") for t in tables_of(target)), tables_of(target)
     assert files_in(staging_dir) == []

@@ -1,11 +1,15 @@
-"""Tests of subsetter.staging that need no source database: the memory budget."""
+"""Tests of subsetter.staging that need no source database: the memory budget, and reading
+back by closure round (`Staging.round_rows`, for loading while extracting)."""
 
 from __future__ import annotations
 
+import threading
+
 import pyarrow as pa
+import pytest
 
 from subsetter.catalog import Column, ColumnType, Table, TableRef
-from subsetter.staging import Staging
+from subsetter.staging import RoundAbandoned, Staging
 
 DOCS = Table(
     TableRef(None, "docs"),
@@ -39,4 +43,59 @@ def test_budget_grows_for_one_huge_value_only() -> None:
         stage(staging, [b"y" * 20_000_000])
         assert memory_limit(staging) >= 75_000_000
     finally:
+        staging.close()
+
+
+ITEM = Table(
+    TableRef(None, "item"),
+    (Column("id", ColumnType("integer"), nullable=False), Column("name", ColumnType("text"))),
+    primary_key=("id",),
+)
+
+
+def staged(rounds: list[range], batch_size: int) -> Staging:
+    """A staging holding ITEM rows added in rounds 0, 1, ... (ids as given, settled each round)."""
+    staging = Staging(batch_size=batch_size)
+    staging.create(ITEM)
+    for gen, ids in enumerate(rounds):
+        batch = pa.table({"c0": pa.array(ids, pa.int64()), "c1": [f"n{i}" for i in ids]})
+        staging.add_arrow(ITEM.ref, batch, gen, down=False, fetch=gen + 1)
+        staging.settle()
+    return staging
+
+
+def test_a_round_reads_its_own_rows_in_batches_while_staging_goes_on() -> None:
+    staging = staged([range(0, 7), range(100, 125)], batch_size=10)
+    cursor = staging.cursor()
+    try:
+        second = staging.round_rows(1, cursor)
+        batches = list(second.read_arrow(ITEM.ref))
+        # staging takes more rows meanwhile (another round): the round's reader is unaffected
+        staging.add_arrow(ITEM.ref, pa.table({"c0": pa.array([7], pa.int64()), "c1": ["x"]}), 2,
+                          down=False, fetch=9)  # fmt: skip
+        staging.settle()
+        assert all(b.num_rows <= 10 for b in batches) and len(batches) == 3
+        assert sorted(k for b in batches for k in b.column(0).to_pylist()) == list(range(100, 125))
+        assert second.count(ITEM.ref) == 25
+        first = [r for rows in staging.round_rows(0, cursor).read(ITEM.ref) for r in rows]
+        assert sorted(first) == [(i, f"n{i}") for i in range(7)]
+        assert staging.round_rows(2, cursor).count(ITEM.ref) == 1
+        assert list(staging.round_rows(5, cursor).read_arrow(ITEM.ref)) == []
+    finally:
+        cursor.close()
+        staging.close()
+
+
+def test_a_stopped_round_stops_between_batches() -> None:
+    staging = staged([range(0, 30)], batch_size=10)
+    cursor = staging.cursor()
+    stop = threading.Event()
+    try:
+        reading = staging.round_rows(0, cursor, stop).read_arrow(ITEM.ref)
+        assert next(reading).num_rows == 10
+        stop.set()
+        with pytest.raises(RoundAbandoned):
+            next(reading)
+    finally:
+        cursor.close()
         staging.close()
