@@ -116,7 +116,7 @@ def test_demo_run_without_masks_loads_no_optional_module(tmp_path: Path) -> None
         "import subsetter.cli\n"
         f"sys.argv = ['subset', 'run', {str(DEMO)!r}, '--target-url', "
         f"'sqlite:///{tmp_path / 'out.sqlite'}', '--quiet']\n"
-        "try:\n    subsetter.cli.main()\nexcept SystemExit as stop:\n    assert not stop.code\n"
+        "try:\n    subsetter.cli.app()\nexcept SystemExit as stop:\n    assert not stop.code\n"
     )
     assert loaded_after(run) == set()
     assert count(tmp_path / "out.sqlite", "customer") == 20
@@ -139,10 +139,45 @@ def test_small_postgres_run_loads_no_optional_module(
     run = (
         "import subsetter.cli\n"
         f"sys.argv = ['subset', 'run', {str(config)!r}, '--target-url', {target.url!r}, '-q']\n"
-        "try:\n    subsetter.cli.main()\nexcept SystemExit as stop:\n    assert not stop.code\n"
+        "try:\n    subsetter.cli.app()\nexcept SystemExit as stop:\n    assert not stop.code\n"
     )
     assert loaded_after(run) == set()  # keys sent as arrays are spelled without pyarrow.compute
     assert target.query("SELECT id FROM parent") == [(1,)]
+
+
+def test_entry_point_flushes_everything_and_keeps_the_exit_status(tmp_path: Path) -> None:
+    """main() ends the process without the interpreter's teardown: nothing may be lost."""
+    import subsetter
+
+    buffered = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+
+    def entry(*args: str, before: str = "") -> subprocess.CompletedProcess[str]:
+        code = f"import sys, subsetter.cli\n{before}\nsys.argv = ['subset', *{args!r}]\n"
+        return subprocess.run(
+            [sys.executable, "-c", code + "subsetter.cli.main()"],
+            capture_output=True, text=True, timeout=60, env=buffered,
+        )  # fmt: skip
+
+    shown = entry("schema")  # ~30 KB into a block-buffered pipe, just before the process ends
+    assert shown.returncode == 0, shown.stderr
+    assert json.loads(shown.stdout) == json.loads(json.dumps(subsetter.config_json_schema()))
+    bad = tmp_path / "bad.yml"
+    bad.write_text("source: {url: 'sqlite:///x.db'}\nseedz: []\n")
+    refused = entry("validate", str(bad))
+    assert refused.returncode == 1
+    assert_one_error_line(refused.stderr, "seedz")
+    assert entry("run").returncode == 2  # click's usage error
+    # Exit handlers still run: logging's flushes a buffering handler into its file.
+    log = tmp_path / "log.txt"
+    logged = entry(
+        "schema",
+        before="import logging, logging.handlers\n"
+        f"to_file = logging.FileHandler({str(log)!r})\n"
+        "logging.getLogger('x').addHandler(logging.handlers.MemoryHandler(100, target=to_file))\n"
+        "logging.getLogger('x').warning('kept')",
+    )
+    assert logged.returncode == 0, logged.stderr
+    assert log.read_text() == "kept\n"
 
 
 @pytest.mark.parametrize("terminal", [True, False])
