@@ -146,8 +146,8 @@ class _SourceReader:
         self.queries += 1
         return _Fetch(table, sql, params, gen, down, f"reading {table}", self.queries, depth)
 
-    def _read(self, conn: Any, fetch: _Fetch) -> Iterator[pa.RecordBatch | list[Row]]:
-        """The rows of one query, as Arrow batches where the table allows, else row lists."""
+    def _read(self, conn: Any, fetch: _Fetch) -> Iterator[pa.Table | pa.RecordBatch]:
+        """The rows of one query as Arrow batches: parsed as such where the table allows."""
         if self._use_arrow(fetch.table):
             schema = self.staging.arrow_schema(fetch.table)
             try:
@@ -155,14 +155,14 @@ class _SourceReader:
                 return
             except ArrowUnfit:
                 self._arrow[fetch.table] = False  # this table reads through rows from now on
-        yield from self.dialect.stream(conn, fetch.sql, fetch.params, self.staging.batch_size)
+        for rows in self.dialect.stream(conn, fetch.sql, fetch.params, self.staging.batch_size):
+            batch = self.staging.to_arrow(fetch.table, rows)
+            # The driver's values go now, not when the next batch replaces them: with a
+            # 100 MB value that is 100 MB less while the batch is staged.
+            rows.clear()
+            yield batch
 
-    def _store(self, fetch: _Fetch, rows: pa.RecordBatch | list[Row]) -> int:
-        if isinstance(rows, list):
-            self._count(fetch.table, len(rows))
-            return self.staging.add_rows(
-                fetch.table, rows, fetch.gen, fetch.down, fetch.number, fetch.depth
-            )
+    def _store(self, fetch: _Fetch, rows: pa.Table | pa.RecordBatch) -> int:
         self._count(fetch.table, rows.num_rows)
         return self.staging.add_arrow(
             fetch.table, rows, fetch.gen, fetch.down, fetch.number, fetch.depth

@@ -11,15 +11,18 @@ staged") run in DuckDB, so no Python loop ever walks the subset row by row to de
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import datetime as dt
 import json
+import os
 import shutil
 import tempfile
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import duckdb
 import pyarrow as pa
@@ -28,6 +31,7 @@ from subsetter.catalog import ColumnType, ForeignKey, Table, TableRef
 from subsetter.errors import ConfigError, SourceError, StagingError
 
 Row = tuple[Any, ...]
+_T = TypeVar("_T")
 Converter = Callable[[Any], Any]
 
 
@@ -85,7 +89,7 @@ class Staging:
         self,
         keep_path: str | Path | None = None,
         batch_size: int = 10_000,
-        memory_limit: str = "64MB",
+        memory_limit: str = "40MB",
     ) -> None:
         self.batch_size = batch_size
         self.path: Path | None = None
@@ -109,17 +113,24 @@ class Staging:
         except duckdb.Error as exc:
             shutil.rmtree(self._spill, ignore_errors=True)
             raise ConfigError(f"cannot open the staging file {self.path}: {exc}") from None
+        _steady_malloc()
         self.conn.execute("SET TimeZone = 'UTC'")
         self.conn.execute(f"SET temp_directory = '{self._spill}'")
         # DuckDB would cache up to 80% of RAM; a fixed budget makes it spill to disk instead,
-        # so memory stays flat however large the subset grows.
+        # so memory stays flat however large the subset grows. A statement that needs more
+        # (a huge value, a big join) gets more for its own duration (``_execute``).
         self.conn.execute(f"SET memory_limit = '{memory_limit}'")
         self._budget = _parse_bytes(memory_limit)
+        # One thread: each DuckDB thread holds its own hash tables and buffers, and a settle
+        # with two needed more than 48 MB at TPC-H SF1 10% where one fits in 32 MB; staging
+        # runs many small statements, which a second thread barely speeds up.
+        self.conn.execute("SET threads = 1")
         # Keeping the order of INSERT ... SELECT makes DuckDB hold the whole result in memory;
         # nothing here depends on the order rows were staged in.
         self.conn.execute("SET preserve_insertion_order = false")
         self._tables: dict[TableRef, tuple[str, Table, list[StagedColumn]]] = {}
         self._maps = 0  # mapping tables made so far (masking), to name the next one
+        self._scratch = 0  # scratch tables of keys made so far, to name the next one
         self._pending: dict[TableRef, list[pa.Table]] = {}
         """Arrow batches of keyed tables not yet written to their ``_in`` table."""
         self._appended: dict[TableRef, int] = {}
@@ -130,6 +141,9 @@ class Staging:
         self._settling = threading.Lock()
         """Held while a table settles and while another thread reads a round (``StagedRound``):
         a settle's hash tables take most of the memory budget, a scan beside it the rest."""
+        self._due: set[TableRef] = set()  # tables whose _in is to be settled before going on
+        self._widths: dict[TableRef, tuple[int, int, int]] = {}
+        """Per table: rows and Arrow bytes staged so far, and the largest value, for reading."""
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -148,6 +162,47 @@ class Staging:
                 "to the temporary folder (TMPDIR) or writes where --keep-staging says; make "
                 "room there, or point it at a disk with space"
             ) from None
+
+    def _execute(
+        self, sql: str, params: Sequence[Any] = (), **arrow: Any
+    ) -> duckdb.DuckDBPyConnection:
+        """Run one statement; should it run out of the memory budget, run it again with more.
+
+        DuckDB spills tables and most operators to disk, but it never splits one value, and
+        a few structures must fit in memory: a 100 MB blob needs a few hundred MB for the
+        statements that move it. A statement that fails that way is undone whole, so it runs
+        again with twice the budget (up to half the machine's memory), and the budget goes
+        back down afterwards: one huge value does not keep memory high for the rest of the
+        run. ``arrow`` names Arrow tables the statement reads.
+        """
+        for name, table in arrow.items():
+            self.conn.register(name, table)
+        try:
+            return self._with_room(lambda: self.conn.execute(sql, list(params)))
+        finally:
+            for name in arrow:
+                self.conn.unregister(name)
+
+    def _with_room(self, run: Callable[[], _T]) -> _T:
+        """``run()``, again with twice the memory budget each time it runs out (``_execute``)."""
+        budget = self._budget
+        try:
+            while True:
+                try:
+                    return run()
+                except duckdb.Error as exc:
+                    if budget >= _MAX_BUDGET or not _out_of_memory(exc):
+                        raise
+                    budget = min(2 * budget, _MAX_BUDGET)
+                    self._set_limit(budget)
+        finally:
+            if budget != self._budget:
+                self._set_limit(self._budget)
+
+    def _set_limit(self, budget: int) -> None:
+        # Lowering it makes DuckDB write cached blocks to the spill folder first.
+        with contextlib.suppress(duckdb.Error):
+            self.conn.execute(f"SET memory_limit = '{budget // 2**20}MB'")
 
     def close(self, discard: bool = False) -> None:
         """Close the store and remove its spill space; ``discard`` removes a kept file too.
@@ -214,8 +269,7 @@ class Staging:
         """
         if not rows:
             return 0
-        _, table, staged = self._tables[ref]
-        return self.add_arrow(ref, self._to_arrow(table, staged, rows), gen, down, fetch, depth)
+        return self.add_arrow(ref, self.to_arrow(ref, rows), gen, down, fetch, depth)
 
     def arrow_schema(self, ref: TableRef) -> pa.Schema:
         """The Arrow schema ``add_arrow`` takes for ``ref``: columns ``c0..cN``, staged types."""
@@ -238,10 +292,17 @@ class Staging:
         """
         if not batch.num_rows:
             return 0
-        self._make_room(_largest_value(batch, self._budget // 4))
+        for due in list(self._due):
+            self._settled += self._settle_table(due)
+        rows, size, largest = self._widths.get(ref, (0, 0, 0))
+        self._widths[ref] = (
+            rows + batch.num_rows,
+            size + batch.nbytes,
+            max(largest, _largest_value(batch, _WIDE_VALUE)),
+        )
         name, table, staged = self._tables[ref]
         if isinstance(batch, pa.RecordBatch):
-            batch = pa.Table.from_batches([batch])  # DuckDB scans it by its variable name
+            batch = pa.Table.from_batches([batch])
         dgen, ddepth = (gen, int(depth)) if down else (None, None)
         if table.has_key:
             # Appended as they come; ``settle`` compares them with the staged rows once per
@@ -268,44 +329,35 @@ class Staging:
         all_cols = ", ".join(f"b.c{i}" for i in range(len(staged)))
         dgen_sql, ddepth_sql = ("NULL", "NULL") if dgen is None else (str(dgen), str(ddepth))
         with self._guard():
-            inserted = self.conn.execute(
+            inserted = self._execute(
                 f"INSERT INTO {name} SELECT {all_cols}, {gen}, {dgen_sql}, {fetch}, {ddepth_sql} "
                 f"FROM batch b WHERE NOT EXISTS "
-                f"(SELECT 1 FROM {name} s WHERE {match} AND s._fetch <> {fetch})"
+                f"(SELECT 1 FROM {name} s WHERE {match} AND s._fetch <> {fetch})",
+                batch=batch,
             ).fetchone()
             if down:
-                self.conn.execute(
+                self._execute(
                     f"UPDATE {name} s SET _dgen = {gen}, _depth = {ddepth_sql} FROM batch b "
-                    f"WHERE s._dgen IS NULL AND {match}"
+                    f"WHERE s._dgen IS NULL AND {match}",
+                    batch=batch,
                 )
         return int(inserted[0]) if inserted else 0
-
-    def _make_room(self, largest: int) -> None:
-        """Raise the memory budget to fit a huge value (a 100 MB blob): four times its size.
-
-        DuckDB spills whole blocks, never part of one value, so a budget smaller than a few
-        copies of the largest value fails with "could not allocate block". Memory then grows
-        with the largest value, still not with the number of rows; values under 16 MB never
-        change the budget.
-        """
-        need = 4 * largest
-        if need > self._budget:
-            self._budget = need
-            with self._guard():
-                self.conn.execute(f"SET memory_limit = '{need // 2**20 + 1}MB'")
 
     def _append(self, ref: TableRef) -> None:
         """Write the batches waiting in memory for ``ref`` to its ``_in`` table, in one go."""
         waiting = pa.concat_tables(self._pending.pop(ref, []), memory_pool=ARROW_POOL)
         self._pending_bytes -= waiting.nbytes
         with self._guard():
-            self.conn.execute(f"INSERT INTO {self._tables[ref][0]}_in SELECT * FROM waiting")
+            self._execute(
+                f"INSERT INTO {self._tables[ref][0]}_in SELECT * FROM waiting", waiting=waiting
+            )
         self._appended[ref] = self._appended.get(ref, 0) + waiting.nbytes
         if self._appended[ref] >= _SETTLE_BYTES:
             # Settling before the round ends changes nothing the round reads (it reads rows
             # of the previous round) and bounds what one settle holds in memory: an in-memory
-            # DuckDB keeps all rows one INSERT adds in memory until it commits.
-            self._settled += self._settle_table(ref)
+            # DuckDB keeps all rows one INSERT adds in memory until it commits. It happens
+            # when the next batch arrives, once the caller has let go of this one's rows.
+            self._due.add(ref)
 
     def settle(self) -> int:
         """Move rows added since the last call into their tables; return how many were new.
@@ -331,31 +383,42 @@ class Staging:
         # Key columns are NOT NULL for a table with a key: a plain equi-join, twice as fast
         # in DuckDB as IS NOT DISTINCT FROM.
         match = " AND ".join(f"s.{k} = b.{k}" for k in self._cols(ref, table.identity))
-        cols = ", ".join(f"b.c{i}" for i in range(len(staged)))
+        cols = ", ".join(f"c{i}" for i in range(len(staged)))
         with self._guard():
             # One row per key (a GROUP BY on rowids, which DuckDB spills to disk when large,
             # unlike DISTINCT ON), and only keys not staged yet. The staged keys to leave out
             # are found by probing with the new keys (a semi-join whose hash table holds the
             # new keys): an anti-join straight against the staged table would hash all of it.
-            inserted = self.conn.execute(
+            # The joins pick row ids; whole rows are only read by the last scan, so no hash
+            # table holds a row's values (a 100 MB blob, or 30,000 rows of text).
+            inserted = self._execute(
                 f"WITH present AS (SELECT {keys} FROM {name} s SEMI JOIN "
-                f"(SELECT {keys} FROM {name}_in) b ON {match}) "
-                f"INSERT INTO {name} SELECT {cols}, b._gen, b._dgen, b._fetch, b._depth "
-                f"FROM {name}_in b ANTI JOIN present s ON {match} "
-                f"WHERE b.rowid IN (SELECT min(rowid) FROM {name}_in GROUP BY {keys})"
+                f"(SELECT {keys} FROM {name}_in) b ON {match}), "
+                f"new AS (SELECT b.rowid AS r FROM (SELECT {keys}, rowid FROM {name}_in) b "
+                f"ANTI JOIN present s ON {match} "
+                f"WHERE b.rowid IN (SELECT min(rowid) FROM {name}_in GROUP BY {keys})) "
+                f"INSERT INTO {name} SELECT {cols}, _gen, _dgen, _fetch, _depth "
+                f"FROM {name}_in WHERE rowid IN (SELECT r FROM new)"
             ).fetchone()
             if ref in self._down_in:  # only rows that arrived pulling children upgrade others
-                self.conn.execute(
+                self._execute(
                     f"UPDATE {name} s SET _dgen = b._dgen, _depth = b._depth FROM (SELECT "
                     f"{keys}, min(_dgen) AS _dgen, min(_depth) AS _depth FROM {name}_in "
                     f"WHERE _dgen IS NOT NULL GROUP BY ALL) b WHERE s._dgen IS NULL AND {match}"
                 )
-            self.conn.execute(f"TRUNCATE {name}_in")
+            # A new empty table rather than TRUNCATE: DuckDB's row estimate of a truncated
+            # table still counts the deleted rows, and the next settle then builds its hash
+            # table on the big staged table instead of the few new rows (out of memory at
+            # TPC-H SF1 10% with a 48 MB budget).
+            self.conn.execute(f"CREATE OR REPLACE TABLE {name}_in AS FROM {name}_in LIMIT 0")
         self._down_in.discard(ref)
+        self._due.discard(ref)
         del self._appended[ref]
         return int(inserted[0]) if inserted else 0
 
-    def _to_arrow(self, table: Table, staged: list[StagedColumn], rows: list[Row]) -> pa.Table:
+    def to_arrow(self, ref: TableRef, rows: list[Row]) -> pa.Table:
+        """Rows as the driver returned them -> the Arrow form ``add_arrow`` takes."""
+        _, table, staged = self._tables[ref]
         arrays = {}
         for i, (column, how) in enumerate(zip(table.columns, staged, strict=True)):
             values = [r[i] for r in rows]
@@ -383,7 +446,7 @@ class Staging:
             for i, (name, _, _) in enumerate(self._tables.values())
         )
         with self._guard():
-            flags = self.conn.execute(sql).fetchall()
+            flags = self._execute(sql).fetchall()
         added = [refs[i] for i, a, _ in sorted(flags) if a]
         down = [refs[i] for i, _, d in sorted(flags) if d]
         return added, down
@@ -424,7 +487,7 @@ class Staging:
             f"EXCEPT SELECT {', '.join(ref_cols)} FROM {parent} "
             f"EXCEPT SELECT {', '.join(ref_cols)} FROM {parent}_in"
         )
-        yield from self._arrow_batches(sql, size)
+        yield from self._key_batches(sql, size)
 
     def keys_pulling_children(
         self,
@@ -455,8 +518,25 @@ class Staging:
                 f"SELECT DISTINCT {', '.join(ref_cols)} FROM {parent} "
                 f"WHERE {pulls} AND {depth} = {int(level)} AND {not_null}"
             )
-            for keys in self._arrow_batches(sql, size):
+            for keys in self._key_batches(sql, size):
                 yield int(level), keys
+
+    def _key_batches(self, sql: str, size: int) -> Iterator[pa.RecordBatch]:
+        """``_arrow_batches`` of a key query, computed in one go into a scratch table first.
+
+        The caller stages rows while these batches stream: a query left open would keep its
+        hash tables (DISTINCT, EXCEPT) pinned in DuckDB's memory all that time, beside what
+        staging needs, where a table spills to disk like any other.
+        """
+        self._scratch += 1
+        name = f"_keys{self._scratch}"
+        with self._guard():
+            self._execute(f"CREATE TABLE {name} AS {sql}")
+        try:
+            yield from self._arrow_batches(f"SELECT * FROM {name}", size)
+        finally:
+            with contextlib.suppress(duckdb.Error):
+                self.conn.execute(f"DROP TABLE IF EXISTS {name}")
 
     def _arrow_batches(
         self, sql: str, size: int, on: Any | None = None
@@ -518,7 +598,7 @@ class Staging:
         elif only_unresolved is not None:
             where = f" WHERE {self._no_parent_sql(only_unresolved, name)}"
         with self._guard():
-            self.conn.execute(f"UPDATE {name} SET {sets}{where}")
+            self._execute(f"UPDATE {name} SET {sets}{where}")
 
     # ------------------------------------------------------------------ reading back
 
@@ -528,7 +608,7 @@ class Staging:
 
     def _one(self, sql: str, params: Sequence[Any] = ()) -> tuple[Any, ...]:
         with self._guard():
-            row = self.conn.execute(sql, list(params)).fetchone()
+            row = self._execute(sql, params).fetchone()
         assert row is not None, "aggregate queries return one row"
         return tuple(row)
 
@@ -540,7 +620,24 @@ class Staging:
         """
         name, _, staged = self._tables[ref]
         cols = ", ".join(f"c{i}" for i in range(len(staged)))
-        yield from self._arrow_batches(f"SELECT {cols} FROM {name}", self.batch_size)
+        rows, size, largest = self._widths.get(ref, (0, 0, 0))
+        width = size / max(rows, 1)
+        if largest < _WIDE_VALUE and width * _DUCKDB_VECTOR < _READ_BYTES:
+            yield from self._arrow_batches(f"SELECT {cols} FROM {name}", self.batch_size)
+            return
+        # Wide rows: a scan reads 2,048 rows at a time, all of their values in memory (2 GB
+        # for rows of 1 MB), however small the batches it hands out. A range of row ids
+        # reads only those rows, so each read holds about _READ_BYTES (or one huge row).
+        step = max(1, min(self.batch_size, int(_READ_BYTES // max(width, 1))))
+        last = self._one(f"SELECT max(rowid) FROM {name}")[0]
+        cursor = self.conn.cursor()  # the caller may run other statements between batches
+        for start in range(0, -1 if last is None else int(last) + 1, step):
+            sql = f"SELECT {cols} FROM {name} WHERE rowid >= {start} AND rowid < {start + step}"
+            with self._guard():
+                part = self._with_room(partial(_arrow_table, cursor, sql))
+            if part.num_rows:
+                yield _combined(part.to_batches())
+            del part
 
     def read(self, ref: TableRef) -> Iterator[list[Row]]:
         """All staged rows of a table as row tuples, in batches (see ``read_arrow``)."""
@@ -748,6 +845,11 @@ ARROW_POOL = pa.system_memory_pool()
 system, where pyarrow's default (mimalloc) kept about 40 MB more at the peak of a TPC-H run."""
 
 
+def _arrow_table(conn: duckdb.DuckDBPyConnection, sql: str) -> pa.Table:
+    # A relation's Arrow result, not execute()'s, which copies the rows once more.
+    return conn.sql(sql).to_arrow_table()
+
+
 def _combined(batches: list[pa.RecordBatch]) -> pa.RecordBatch:
     return pa.Table.from_batches(batches).combine_chunks(ARROW_POOL).to_batches()[0]
 
@@ -762,6 +864,44 @@ _SETTLE_BYTES = 4 << 20
 """Bytes (as Arrow) in one ``_in`` table that are settled at once, before the round ends."""
 _PENDING_BYTES = 8 << 20
 """Bytes all tables may hold in memory before they are appended, to keep memory flat."""
+
+
+_WIDE_VALUE = 1 << 20
+"""Tables holding a value this large are read back in ranges of rows (``read_arrow``)."""
+_READ_BYTES = 16 << 20
+"""Bytes of wide rows read from staging at once."""
+_DUCKDB_VECTOR = 2048
+"""Rows DuckDB scans at once (its vector size)."""
+_MAX_BUDGET = max(
+    256 << 20,
+    os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2
+    if os.name == "posix"
+    else 4 << 30,
+)
+"""The most memory DuckDB may take for one statement that needs more than the budget."""
+
+
+def _out_of_memory(exc: duckdb.Error) -> bool:
+    """Whether DuckDB ran out of its memory budget (at commit it raises a TransactionException)."""
+    text = str(exc).lower()
+    return isinstance(exc, duckdb.OutOfMemoryException) or any(
+        words in text for words in ("could not allocate block", "failed to pin block")
+    )
+
+
+def _steady_malloc() -> None:
+    """Have glibc serve large blocks (DuckDB's 256 KB ones) by mmap, freed back at once.
+
+    glibc raises its mmap threshold each time such a block is freed, after which DuckDB's
+    blocks come from the heap, where freed ones fragment it and stay in the process: fixing
+    the threshold at its default cut the peak of TPC-H SF1 10% by ~15 MB. Elsewhere a no-op.
+    """
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallopt(_M_MMAP_THRESHOLD, 128 * 1024)
+
+
+_M_MMAP_THRESHOLD = -3  # malloc.h
 
 
 def _largest_value(batch: pa.Table | pa.RecordBatch, floor: int = 0) -> int:
@@ -906,7 +1046,9 @@ def _is_storage_error(exc: BaseException, text: str) -> bool:
 
     Only the first deserves the "is the disk full?" advice; the second would be misled by it.
     """
+    lowered = text.lower()
+    if "out of memory" in lowered:
+        return False  # pyarrow raises DuckDB's out-of-memory error as an OSError
     if isinstance(exc, OSError | duckdb.IOException):
         return True
-    lowered = text.lower()
     return any(word in lowered for word in ("space", "size limit", "could not write", "disk"))

@@ -75,6 +75,27 @@ class ArrowUnfit(Exception):
     """
 
 
+BATCH_BYTES = 8 << 20
+"""About how many bytes of values one batch of rows from a source holds (``next_fetch``)."""
+
+
+def first_fetch(size: int) -> int:
+    """Rows to fetch first, before their width is known: few, in case each is 1 MB."""
+    return min(size, 16)
+
+
+def next_fetch(batch: Sequence[Sequence[Any]], size: int) -> int:
+    """Rows to fetch next so that a batch holds about ``BATCH_BYTES``, at most ``size``.
+
+    Batches are sized by bytes, not rows: 10,000 rows of 1 MB would be 10 GB in memory at
+    once. The width is measured on the text and binary values of the last batch.
+    """
+    sample = batch[:64]
+    width = sum(len(v) for row in sample for v in row if isinstance(v, str | bytes | bytearray))
+    width = max(width // max(len(sample), 1), 1)
+    return max(1, min(size, BATCH_BYTES // width))
+
+
 def retry_transient(
     delays: Sequence[float], notify: Callable[[str], None], again: str, action: Callable[[int], T]
 ) -> T:
@@ -373,7 +394,9 @@ class Dialect:
         cur = conn.cursor()
         try:
             cur.execute(sql, params)
-            while batch := cur.fetchmany(size):
+            want = first_fetch(size)
+            while batch := cur.fetchmany(want):
+                want = next_fetch(batch, size)
                 yield [tuple(r) for r in batch]
         finally:
             cur.close()

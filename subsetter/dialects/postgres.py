@@ -13,7 +13,15 @@ import sqlalchemy as sa
 from psycopg import sql as pgsql
 
 from subsetter.catalog import Catalog, Column, ColumnType, ForeignKey, Table, TableRef
-from subsetter.dialects.base import ArrowUnfit, Converter, Row, TableStats, TypeChoice
+from subsetter.dialects.base import (
+    ArrowUnfit,
+    Converter,
+    Row,
+    TableStats,
+    TypeChoice,
+    first_fetch,
+    next_fetch,
+)
 from subsetter.dialects.sqla import SQLAlchemyReflection, compiled, generic_type
 from subsetter.errors import ConnectionFailed
 from subsetter.intervals import interval_text, parse_iso_interval
@@ -346,9 +354,10 @@ class PostgresDialect(SQLAlchemyReflection):
     def stream(self, conn: Any, sql: str, params: Sequence[Any], size: int) -> Iterator[list[Row]]:
         # A named (server-side) cursor keeps memory bounded however many rows match.
         with conn.cursor(name=f"subsetter_{next(_CURSOR_NUMBERS)}") as cur:
-            cur.itersize = size
             cur.execute(sql, params)
-            while batch := cur.fetchmany(size):
+            want = first_fetch(size)
+            while batch := cur.fetchmany(want):
+                want = next_fetch(batch, size)
                 yield batch
 
     # Kinds whose CSV text form pyarrow parses into the staged type and PostgreSQL parses back.
