@@ -8,6 +8,7 @@ hostile or compromised target could read the machine's files.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import io
 import tempfile
@@ -27,9 +28,11 @@ from subsetter.dialects.base import (
     Row,
     TableStats,
     TypeChoice,
+    first_fetch,
+    next_fetch,
 )
 from subsetter.dialects.sqla import SQLAlchemyReflection, compiled
-from subsetter.errors import ConfigError, ConnectionFailed
+from subsetter.errors import ConfigError, ConnectionFailed, LoadError
 from subsetter.intervals import interval_text
 
 _GEOMETRY = {"geometry", "point", "linestring", "polygon", "multipoint", "multilinestring",
@@ -303,7 +306,9 @@ class MySQLDialect(SQLAlchemyReflection):
         # An unbuffered cursor streams rows instead of loading the whole result.
         with conn.cursor(pymysql.cursors.SSCursor) as cur:
             cur.execute(sql, params or None)
-            while batch := cur.fetchmany(size):
+            want = first_fetch(size)
+            while batch := cur.fetchmany(want):
+                want = next_fetch(batch, size)
                 yield list(batch)
 
     def source_converter(self, ctype: ColumnType) -> Converter | None:
@@ -519,6 +524,65 @@ class MySQLDialect(SQLAlchemyReflection):
                     raise ArrowUnfit(str(warning[2]))
         return rows
 
+    _max_packet = 16 << 20
+    """The target's max_allowed_packet: no statement sent may be larger (``insert_rows``)."""
+
+    def _read_max_packet(self, conn: Any) -> None:
+        with conn.cursor() as cur:
+            cur.execute("SELECT @@SESSION.max_allowed_packet")
+            row = cur.fetchone()
+        if row and row[0]:
+            self._max_packet = int(row[0])
+
+    def insert_rows(
+        self, conn: Any, target: TableRef, columns: Sequence[str], rows: list[Row]
+    ) -> None:
+        with self._packet_checked(conn, target, columns, rows):
+            super().insert_rows(conn, target, columns, rows)
+
+    def insert_rows_on_conflict(
+        self,
+        conn: Any,
+        target: TableRef,
+        columns: Sequence[str],
+        key: Sequence[str],
+        rows: list[Row],
+        on_conflict: str,
+    ) -> None:
+        with self._packet_checked(conn, target, columns, rows):
+            self._insert_on_conflict(conn, target, columns, key, rows, on_conflict)
+
+    @contextlib.contextmanager
+    def _packet_checked(
+        self, conn: Any, target: TableRef, columns: Sequence[str], rows: list[Row]
+    ) -> Iterator[None]:
+        """Refuse a row that cannot fit in one statement, naming it, instead of a lost connection.
+
+        The server drops the connection of a client whose statement exceeds max_allowed_packet
+        ("server has gone away"), which looks like a network failure and would be retried in
+        vain. A value larger than the limit fails here before it is sent; a row just under it
+        that escaping makes larger is recognised by the lost connection that follows.
+        """
+        size, column = _largest(rows, columns)
+        if size + _STATEMENT_SLACK > self._max_packet:
+            raise LoadError(self._packet_message(target, column, size))
+        try:
+            yield
+        except pymysql.err.OperationalError as exc:
+            if exc.args and exc.args[0] in _PACKET_CODES and 2 * size > self._max_packet:
+                raise LoadError(self._packet_message(target, column, size)) from None
+            raise
+
+    def _packet_message(self, target: TableRef, column: str, size: int) -> str:
+        wanted = min(1 << 30, 1 << (2 * size + _STATEMENT_SLACK).bit_length())
+        return (
+            f"table {target}, column {column}: a value of {_mb(size)} does not fit in one "
+            f"statement to {self.describe()}, whose max_allowed_packet is "
+            f"{_mb(self._max_packet)}. Raise it on that server (up to 1 GB): SET GLOBAL "
+            f"max_allowed_packet = {wanted}; and, to keep it after a restart, "
+            f"max_allowed_packet = {wanted >> 20}M under [mysqld] in its configuration file"
+        )
+
     def begin_load(self, conn: Any) -> None:
         self._arrow_load = True
         with conn.cursor() as cur:
@@ -527,6 +591,7 @@ class MySQLDialect(SQLAlchemyReflection):
             local, packet = cur.fetchone()
             self._local_infile = self.trusts_local_infile and bool(int(local))
             self._max_statement = max(1 << 16, int(packet) // 2)
+            self._max_packet = int(packet)
             cur.execute("SET SESSION foreign_key_checks = 0")
             cur.execute("SET SESSION unique_checks = 0")
             # "..." must be a string (the INSERT literals), not an identifier.
@@ -537,6 +602,7 @@ class MySQLDialect(SQLAlchemyReflection):
         # and INSERT roll back together (TRUNCATE would commit).
         # Into existing tables rows go by INSERT: LOAD DATA's fallback empties the table.
         self._arrow_load = False
+        self._read_max_packet(conn)
         with conn.cursor() as cur:
             cur.execute("SET SESSION foreign_key_checks = 1")
             cur.execute("SET SESSION unique_checks = 1")
@@ -546,7 +612,7 @@ class MySQLDialect(SQLAlchemyReflection):
         with conn.cursor() as cur:
             cur.execute("SET SESSION foreign_key_checks = 0")
 
-    def insert_rows_on_conflict(
+    def _insert_on_conflict(
         self,
         conn: Any,
         target: TableRef,
@@ -594,6 +660,32 @@ def _escaped(batch: Any) -> Any:
                 column = pc.replace_substring(column, raw, escape)
         columns.append(column)
     return pa.RecordBatch.from_arrays(columns, names=batch.schema.names)
+
+
+_PACKET_CODES = {2006, 2013, 1153}
+"""Server gone away, lost connection, packet too large: what an oversized statement causes."""
+_STATEMENT_SLACK = 64 << 10
+"""Bytes of a one-row INSERT besides its largest value (the SQL text, other columns)."""
+
+
+def _largest(rows: Sequence[Row], columns: Sequence[str]) -> tuple[int, str]:
+    """The largest text or binary value in ``rows`` (its length in bytes) and its column."""
+    size, where = 0, 0
+    for row in rows:
+        for i, value in enumerate(row):
+            if isinstance(value, bytes | bytearray | memoryview):
+                length = len(value)
+            elif isinstance(value, str):
+                length = len(value) if value.isascii() else len(value.encode())
+            else:
+                continue
+            if length > size:
+                size, where = length, i
+    return size, columns[where] if columns else ""
+
+
+def _mb(size: int) -> str:
+    return f"{size / 2**20:.1f} MiB"
 
 
 def _geometry(name: str) -> ColumnType:
