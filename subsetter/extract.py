@@ -155,7 +155,9 @@ class _SourceReader:
                 return
             except ArrowUnfit:
                 self._arrow[fetch.table] = False  # this table reads through rows from now on
-        for rows in self.dialect.stream(conn, fetch.sql, fetch.params, self.staging.batch_size):
+        kinds = [c.type.kind for c in self.catalog.table(fetch.table).columns]
+        size = self.staging.batch_size
+        for rows in self.dialect.stream(conn, fetch.sql, fetch.params, size, kinds):
             batch = self.staging.to_arrow(fetch.table, rows)
             # The driver's values go now, not when the next batch replaces them: with a
             # 100 MB value that is 100 MB less while the batch is staged.

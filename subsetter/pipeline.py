@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import datetime
 import gc
+import itertools
 import os
 import time
 from collections.abc import Iterator, Sequence
@@ -759,7 +760,9 @@ def sample_source(dialect: Dialect, catalog: Catalog, sample_rows: int = SAMPLE_
         dialect.begin_snapshot(conn)
         for ref, table in catalog.tables.items():
             sql = f"{dialect.select_sql(table)} {dialect.limit_sql(sample_rows)}"
-            rows = next(iter(dialect.stream(conn, sql, [], sample_rows)), [])
+            # Batches are sized by bytes: the sample may take several.
+            batches = dialect.stream(conn, sql, [], sample_rows)
+            rows = list(itertools.islice(itertools.chain.from_iterable(batches), sample_rows))
             samples[ref] = {c: [r[i] for r in rows] for i, c in enumerate(table.column_names)}
     except SubsetterError:
         raise

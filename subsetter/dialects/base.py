@@ -389,8 +389,14 @@ class Dialect:
 
     # ------------------------------------------------------------------ reading
 
-    def stream(self, conn: Any, sql: str, params: Sequence[Any], size: int) -> Iterator[list[Row]]:
-        """Run a query and yield its rows in lists of at most ``size``, holding no more."""
+    def stream(
+        self, conn: Any, sql: str, params: Sequence[Any], size: int, kinds: Sequence[str] = ()
+    ) -> Iterator[list[Row]]:
+        """Run a query and yield its rows in lists of at most ``size``, holding no more.
+
+        ``kinds`` are the column kinds of the rows, where known (a dialect may pick a wire
+        format by them).
+        """
         cur = conn.cursor()
         try:
             cur.execute(sql, params)

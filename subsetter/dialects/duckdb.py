@@ -191,7 +191,9 @@ class DuckDBDialect(Dialect):
                                 tuple(indexes.get(name, [])))  # fmt: skip
         del default
 
-    def stream(self, conn: Any, sql: str, params: Sequence[Any], size: int) -> Iterator[list[Row]]:
+    def stream(
+        self, conn: Any, sql: str, params: Sequence[Any], size: int, kinds: Sequence[str] = ()
+    ) -> Iterator[list[Row]]:
         # Arrow batches avoid the driver's per-value conversions (and its pytz dependency).
         from subsetter.staging import arrow_rows
 

@@ -302,7 +302,9 @@ class MySQLDialect(SQLAlchemyReflection):
     def concat_sql(self, parts: Sequence[str]) -> str:
         return f"CONCAT({', '.join(parts)})"
 
-    def stream(self, conn: Any, sql: str, params: Sequence[Any], size: int) -> Iterator[list[Row]]:
+    def stream(
+        self, conn: Any, sql: str, params: Sequence[Any], size: int, kinds: Sequence[str] = ()
+    ) -> Iterator[list[Row]]:
         # An unbuffered cursor streams rows instead of loading the whole result.
         with conn.cursor(pymysql.cursors.SSCursor) as cur:
             cur.execute(sql, params or None)

@@ -28,6 +28,12 @@ from subsetter.intervals import interval_text, parse_iso_interval
 
 _CURSOR_NUMBERS = count(1)
 
+_BINARY_READ_KINDS = frozenset(
+    {"integer", "decimal", "float", "string", "text", "boolean", "date", "time", "timestamp",
+     "timestamptz", "uuid", "binary", "json", "other", "interval"}
+)  # fmt: skip
+"""Kinds psycopg reads alike in binary and text (``other`` and ``interval`` come as text)."""
+
 # Server messages (FATAL at connection time carry no SQLSTATE in psycopg) that a retry may cure.
 _TRANSIENT_MESSAGES = (
     "too many connections",
@@ -351,9 +357,14 @@ class PostgresDialect(SQLAlchemyReflection):
             return f"{self.quote(column.name)}::text"
         return self.quote(column.name)
 
-    def stream(self, conn: Any, sql: str, params: Sequence[Any], size: int) -> Iterator[list[Row]]:
-        # A named (server-side) cursor keeps memory bounded however many rows match.
-        with conn.cursor(name=f"subsetter_{next(_CURSOR_NUMBERS)}") as cur:
+    def stream(
+        self, conn: Any, sql: str, params: Sequence[Any], size: int, kinds: Sequence[str] = ()
+    ) -> Iterator[list[Row]]:
+        # A named (server-side) cursor keeps memory bounded however many rows match. Rows with
+        # bytea come in binary: as text each value travels as hex, twice its size, held twice
+        # (libpq's input buffer and its result) before psycopg decodes it.
+        binary = "binary" in kinds and set(kinds) <= _BINARY_READ_KINDS
+        with conn.cursor(name=f"subsetter_{next(_CURSOR_NUMBERS)}", binary=binary) as cur:
             cur.execute(sql, params)
             want = first_fetch(size)
             while batch := cur.fetchmany(want):
