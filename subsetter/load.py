@@ -28,7 +28,7 @@ import pyarrow as pa
 
 from subsetter.catalog import Catalog, Column, ForeignKey, Index, Table, TableRef
 from subsetter.dialects import Dialect, TypeChoice
-from subsetter.dialects.base import ArrowUnfit, InlineForeignKey
+from subsetter.dialects.base import ArrowUnfit, InlineForeignKey, ValueTooLarge
 from subsetter.errors import IntegrityError, LoadError, SubsetterError, TargetError
 from subsetter.plan import LoadPlan, Plan
 from subsetter.reporting import NullReporter, Reporter
@@ -762,6 +762,29 @@ def _copy_rows(
         with contextlib.suppress(ArrowUnfit):  # then row by row, below
             return dialect.load_arrow(conn, target.ref, columns, batches)
     blanked = {columns.index(c) for c in blank}
+    try:
+        return _insert_rows(ref, target, staging, dialect, conn, reporter, blanked, on_conflict,
+                            key, name, expected)  # fmt: skip
+    except ValueTooLarge as exc:
+        raise LoadError(f"table {name}, {exc}") from None
+
+
+def _insert_rows(
+    ref: TableRef,
+    target: TargetTable,
+    staging: Staging,
+    dialect: Dialect,
+    conn: Any,
+    reporter: Reporter,
+    blanked: set[int],
+    on_conflict: str,
+    key: Sequence[str],
+    name: str,
+    expected: int,
+) -> int:
+    """The row path of ``_copy_rows``: batches of rows through the dialect's INSERT."""
+    converters = _converters(target, dialect)
+    columns = target.source.column_names
     total = 0
     for rows in staging.read(ref):
         if any(converters) or blanked:

@@ -75,6 +75,14 @@ class ArrowUnfit(Exception):
     """
 
 
+class ValueTooLarge(Exception):
+    """A value the target cannot take in one statement (MySQL's max_allowed_packet).
+
+    The message starts with the column and says how to raise the limit; the loader adds
+    the table and turns it into a LoadError (retrying would fail the same way).
+    """
+
+
 BATCH_BYTES = 8 << 20
 """About how many bytes of values one batch of rows from a source holds (``next_fetch``)."""
 

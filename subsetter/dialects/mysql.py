@@ -28,11 +28,12 @@ from subsetter.dialects.base import (
     Row,
     TableStats,
     TypeChoice,
+    ValueTooLarge,
     first_fetch,
     next_fetch,
 )
 from subsetter.dialects.sqla import SQLAlchemyReflection, compiled
-from subsetter.errors import ConfigError, ConnectionFailed, LoadError
+from subsetter.errors import ConfigError, ConnectionFailed
 from subsetter.intervals import interval_text
 
 _GEOMETRY = {"geometry", "point", "linestring", "polygon", "multipoint", "multilinestring",
@@ -567,18 +568,18 @@ class MySQLDialect(SQLAlchemyReflection):
         """
         size, column = _largest(rows, columns)
         if size + _STATEMENT_SLACK > self._max_packet:
-            raise LoadError(self._packet_message(target, column, size))
+            raise ValueTooLarge(self._packet_message(column, size))
         try:
             yield
         except pymysql.err.OperationalError as exc:
             if exc.args and exc.args[0] in _PACKET_CODES and 2 * size > self._max_packet:
-                raise LoadError(self._packet_message(target, column, size)) from None
+                raise ValueTooLarge(self._packet_message(column, size)) from None
             raise
 
-    def _packet_message(self, target: TableRef, column: str, size: int) -> str:
+    def _packet_message(self, column: str, size: int) -> str:
         wanted = min(1 << 30, 1 << (2 * size + _STATEMENT_SLACK).bit_length())
         return (
-            f"table {target}, column {column}: a value of {_mb(size)} does not fit in one "
+            f"column {column}: a value of {_mb(size)} does not fit in one "
             f"statement to {self.describe()}, whose max_allowed_packet is "
             f"{_mb(self._max_packet)}. Raise it on that server (up to 1 GB): SET GLOBAL "
             f"max_allowed_packet = {wanted}; and, to keep it after a restart, "
