@@ -1,9 +1,10 @@
 """Peak memory of a run as a table of wide rows grows from 100 MB to 1 GB, plus one 100 MB value.
 
 Builds `subsetter_bench_wide` on PostgreSQL (rows of 200 KB of bytea) and copies the whole table
-(passthrough) into another PostgreSQL database with a fresh `subset` process per size. Prints
-size, rows, seconds and peak RSS; the peak should stay flat (batches stream, staging spills
-past its memory budget).
+(passthrough) into another PostgreSQL database with a fresh `subset` process per size, at the
+default batch size (batches are sized by bytes). Prints size, rows, seconds and peak RSS
+(MiB, VmHWM); the peak should stay flat (batches stream, staging spills past its budget).
+`--blob-mb 0` leaves the big value out.
 
     python bench/wide_rows.py [--mb 100 500 1000] [--blob-mb 100]
 """
@@ -21,12 +22,14 @@ import psycopg
 
 PG = {"host": "127.0.0.1", "port": 5432, "user": "postgres"}
 SOURCE, TARGET = "subsetter_bench_wide", "subsetter_bench_wide_target"
-MEASURE = """
-import json, resource, sys
+MEASURE = r"""
+import json, re, sys
 import subsetter
 config = subsetter.parse_config(sys.argv[1], None, {})
-result = subsetter.run(config, subsetter.RunOptions(target_url=sys.argv[2], batch_size=100))
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
+result = subsetter.run(config, subsetter.RunOptions(target_url=sys.argv[2]))
+# VmHWM: this process's own peak (ru_maxrss would carry over the parent's across exec).
+status = open("/proc/self/status").read()
+peak = int(re.search(r"VmHWM:\s+(\d+) kB", status).group(1)) // 1024
 print(json.dumps({"rows": result.total_rows, "peak_mb": peak}))
 """
 
@@ -53,10 +56,11 @@ def main() -> None:
                 "INSERT INTO wide SELECT i, decode(repeat(md5(i::text), 6250), 'hex') "
                 f"FROM generate_series(1, {rows}) i"
             )
-            conn.execute(
-                f"INSERT INTO wide VALUES (0, decode(repeat('ab', {args.blob_mb * 1_000_000}), "
-                "'hex'))"
-            )
+            if args.blob_mb:
+                conn.execute(
+                    f"INSERT INTO wide VALUES (0, decode(repeat('ab', {args.blob_mb * 1_000_000}), "
+                    "'hex'))"
+                )
         config = (
             f"source: {{url: 'postgresql://postgres@127.0.0.1/{SOURCE}'}}\npassthrough: [wide]\n"
         )

@@ -12,7 +12,7 @@ import gc
 import itertools
 import os
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -760,9 +760,14 @@ def sample_source(dialect: Dialect, catalog: Catalog, sample_rows: int = SAMPLE_
         dialect.begin_snapshot(conn)
         for ref, table in catalog.tables.items():
             sql = f"{dialect.select_sql(table)} {dialect.limit_sql(sample_rows)}"
-            # Batches are sized by bytes: the sample may take several.
+            # Batches are sized by bytes: the sample may take several. Closed here, while
+            # the connection is still open, not whenever the generator is collected.
             batches = dialect.stream(conn, sql, [], sample_rows)
-            rows = list(itertools.islice(itertools.chain.from_iterable(batches), sample_rows))
+            try:
+                rows = list(itertools.islice(itertools.chain.from_iterable(batches), sample_rows))
+            finally:
+                if isinstance(batches, Generator):
+                    batches.close()
             samples[ref] = {c: [r[i] for r in rows] for i, c in enumerate(table.column_names)}
     except SubsetterError:
         raise

@@ -886,7 +886,7 @@ _READ_BUDGET = 24 << 20
 """DuckDB's memory budget once rows are read back for the load (``_start_reading``)."""
 _WIDE_VALUE = 1 << 20
 """Tables holding a value this large are read back in ranges of rows (``read_arrow``)."""
-_READ_BYTES = 16 << 20
+_READ_BYTES = 4 << 20
 """Bytes of wide rows read from staging at once."""
 _DUCKDB_VECTOR = 2048
 """Rows DuckDB scans at once (its vector size)."""
