@@ -263,35 +263,3 @@ def test_big_rows_stream_in_bounded_memory(
     assert figures["rows"] == 301
     assert target.query("SELECT count(*), max(length(body)) FROM wide")[0] == (301, 8_000_000)
     assert figures["peak_mb"] < 150 + 128 + 4 * 8 + 100, figures
-
-
-def test_staging_raises_its_budget_for_one_statement_only(tmp_path: Path) -> None:
-    """Values larger than DuckDB's budget stage and read back; the budget then goes back down.
-
-    DuckDB never splits a value: with an 8 MB budget a 20 MB one fails, the statement runs
-    again with more, and reading back goes by ranges of rows (not 2,048-row vectors).
-    """
-    from subsetter.catalog import Column, ColumnType, Table, TableRef
-    from subsetter.staging import Staging
-
-    ref = TableRef(None, "files")
-    table = Table(
-        ref,
-        (
-            Column("id", ColumnType("integer", "INTEGER"), False),
-            Column("body", ColumnType("binary")),
-        ),
-        ("id",),
-    )
-    staging = Staging(memory_limit="8MB")
-    try:
-        staging.create(table)
-        rows = [(i, bytes([i]) * (20_000_000 if i == 3 else 1000)) for i in range(1, 6)]
-        staging.add_rows(ref, rows, gen=0, down=False)
-        assert staging.settle() == 5
-        limit = staging.conn.execute("SELECT current_setting('memory_limit')").fetchone()
-        assert limit is not None and limit[0].startswith("7.6 MiB"), limit
-        read = [r for batch in staging.read(ref) for r in batch]
-        assert sorted(read) == rows
-    finally:
-        staging.close()
