@@ -772,7 +772,7 @@ def _copy_rows(
 def _insert_rows(
     ref: TableRef,
     target: TargetTable,
-    staging: Staging,
+    staging: Staging | StagedRound,
     dialect: Dialect,
     conn: Any,
     reporter: Reporter,

@@ -183,8 +183,11 @@ class Staging:
             for name in arrow:
                 self.conn.unregister(name)
 
-    def _with_room(self, run: Callable[[], _T]) -> _T:
-        """``run()``, again with twice the memory budget each time it runs out (``_execute``)."""
+    def _with_room(self, run: Callable[[], _T], on: Any | None = None) -> _T:
+        """``run()``, again with twice the memory budget each time it runs out (``_execute``).
+
+        ``on`` is the connection to change the budget through (another thread's cursor).
+        """
         budget = self._budget
         try:
             while True:
@@ -194,15 +197,15 @@ class Staging:
                     if budget >= _MAX_BUDGET or not _out_of_memory(exc):
                         raise
                     budget = min(2 * budget, _MAX_BUDGET)
-                    self._set_limit(budget)
+                    self._set_limit(budget, on)
         finally:
             if budget != self._budget:
-                self._set_limit(self._budget)
+                self._set_limit(self._budget, on)
 
-    def _set_limit(self, budget: int) -> None:
+    def _set_limit(self, budget: int, on: Any | None = None) -> None:
         # Lowering it makes DuckDB write cached blocks to the spill folder first.
         with contextlib.suppress(duckdb.Error):
-            self.conn.execute(f"SET memory_limit = '{budget // 2**20}MB'")
+            (on or self.conn).execute(f"SET memory_limit = '{budget // 2**20}MB'")
 
     def close(self, discard: bool = False) -> None:
         """Close the store and remove its spill space; ``discard`` removes a kept file too.
@@ -621,15 +624,10 @@ class Staging:
         name, _, staged = self._tables[ref]
         cols = ", ".join(f"c{i}" for i in range(len(staged)))
         self._start_reading()
-        rows, size, largest = self._widths.get(ref, (0, 0, 0))
-        width = size / max(rows, 1)
-        if largest < _WIDE_VALUE and width * _DUCKDB_VECTOR < _READ_BYTES:
+        step = self.read_step(ref)
+        if step is None:
             yield from self._arrow_batches(f"SELECT {cols} FROM {name}", self.batch_size)
             return
-        # Wide rows: a scan reads 2,048 rows at a time, all of their values in memory (2 GB
-        # for rows of 1 MB), however small the batches it hands out. A range of row ids
-        # reads only those rows, so each read holds about _READ_BYTES (or one huge row).
-        step = max(1, min(self.batch_size, int(_READ_BYTES // max(width, 1))))
         last = self._one(f"SELECT max(rowid) FROM {name}")[0]
         cursor = self.conn.cursor()  # the caller may run other statements between batches
         for start in range(0, -1 if last is None else int(last) + 1, step):
@@ -639,6 +637,19 @@ class Staging:
             if part.num_rows:
                 yield _combined(part.to_batches())
             del part
+
+    def read_step(self, ref: TableRef) -> int | None:
+        """Rows to read back at once by a range of row ids; None: a plain scan will do.
+
+        A scan reads 2,048 rows at a time, all of their values in memory (2 GB for rows of
+        1 MB), however small the batches it hands out. A range of row ids reads only those
+        rows, so each read holds about _READ_BYTES (or one huge row).
+        """
+        rows, size, largest = self._widths.get(ref, (0, 0, 0))
+        width = size / max(rows, 1)
+        if largest < _WIDE_VALUE and width * _DUCKDB_VECTOR < _READ_BYTES:
+            return None
+        return max(1, min(self.batch_size, int(_READ_BYTES // max(width, 1))))
 
     def _start_reading(self) -> None:
         """Switch to reading back: a smaller budget, and all threads again.
@@ -841,14 +852,15 @@ class StagedRound:
             ).fetchall()
         if first is None:
             return
-        step = min(self._staging.batch_size, _ROUND_ROWS)
+        # Rows as wide as 1 MB: ranges of ~4 MB, not of _ROUND_ROWS (``read_step``).
+        step = self._staging.read_step(ref) or min(self._staging.batch_size, _ROUND_ROWS)
         for start in range(int(first), int(last) + 1, step):
             if self._stop is not None and self._stop.is_set():
                 raise RoundAbandoned(f"reading round {self._gen} of {ref} was stopped")
             ids = f"rowid BETWEEN {start} AND {start + step - 1}"
+            sql = f"SELECT {cols} FROM {name} WHERE {where} AND {ids}"
             with self._staging._settling, self._staging._guard():
-                rows = self._on.sql(f"SELECT {cols} FROM {name} WHERE {where} AND {ids}")
-                rows = rows.to_arrow_table()
+                rows = self._staging._with_room(partial(_arrow_table, self._on, sql), self._on)
             yield from (batch for batch in rows.to_batches() if batch.num_rows)
 
     def read(self, ref: TableRef) -> Iterator[list[Row]]:
