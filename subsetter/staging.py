@@ -89,7 +89,7 @@ class Staging:
         self,
         keep_path: str | Path | None = None,
         batch_size: int = 10_000,
-        memory_limit: str = "40MB",
+        memory_limit: str = "32MB",
     ) -> None:
         self.batch_size = batch_size
         self.path: Path | None = None

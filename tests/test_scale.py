@@ -234,7 +234,7 @@ def test_big_rows_stream_in_bounded_memory(
     """60 MB of 200 KB rows and one 8 MB value go through in bounded memory.
 
     The bound: ~150 MB for Python, DuckDB, Arrow and the drivers, staging's DuckDB budget
-    (40 MB, raised for a statement that needs more), and a few copies of the largest value and
+    (32 MB, raised for a statement that needs more), and a few copies of the largest value and
     of one batch. `bench/wide_rows.py` shows the peak staying flat from 100 MB to 1 GB of rows.
     """
     source, target = make_backend(engine), make_backend(engine)
