@@ -209,9 +209,12 @@ def test_replace_killed_mid_load_keeps_the_previous_tables(
         subsetter.run(config_for(source, tmp_path), options, hook)
     message = str(failed.value)
     assert "lost its connection" in message and "nothing was committed" in message, message
-    # Each of the 3 attempts' first fault lands (see test_connection_killed).
+    # Every attempt is killed: the run gives up after its 3 attempts, retrying twice. How many
+    # kills land varies with timing (a retry's fallback load may open another session).
     assert kills and kills[0] >= 1, "the fault was injected"
-    assert sum(1 for k in kills if k) == 3, kills
+    assert "gave up after 3 attempts" in message, message
+    assert len(hook.warnings) == 2, hook.warnings
+    assert sum(1 for k in kills if k) >= 3, kills
     assert target_state(target) == before, "the previous subset is exactly as it was"
     assert not any(t.startswith("_subsetter") for t in tables_of(target)), tables_of(target)
     assert files_in(staging_dir) == []
