@@ -332,8 +332,13 @@ def test_interrupted_replace_on_a_file_keeps_the_previous_tables(
 
 
 PAUSE_AFTER_FIRST_TABLE = """
-import sys, time
+import signal, sys, time
 import subsetter.cli as cli
+
+# Started from a background job (`./.ci/run &`), this process inherits SIGINT ignored, as
+# POSIX shells do for background jobs, and Python keeps it so: Ctrl-C from a terminal is what
+# the test stands for, so take the default handler back.
+signal.signal(signal.SIGINT, signal.default_int_handler)
 
 shown = cli._CliReporter.table_loaded
 
