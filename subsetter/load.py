@@ -393,11 +393,13 @@ def _load_shadowed(
     retired = {ref: shadow_ref(dialect, t.ref, RETIRED_PREFIX) for ref, t in tables.items()}
     attempt = _Attempt()
     existing: set[TableRef] = set()
+    old: list[TableRef] = []  # the previous tables, under their retired names after the swap
     repoint: list[str] = []
     swapping = False
     try:
         dialect.begin_load(conn)
         existing = set(check_target_free(dialect, conn, tables, replace))
+        old = [retired[t] for t in plan.tables if tables[t].ref in existing]
         # Leftovers of a run of this plan that was killed outright (no cleanup ran).
         _drop(dialect, conn, [work[t].ref for t in plan.tables] + list(retired.values()))
         done = _fill(plan, tables, work, staging, dialect, conn, reporter, source_dialect, attempt)
@@ -411,7 +413,6 @@ def _load_shadowed(
         usable = _usable(dialect, conn)
         try:
             if swapping and usable is not None and _swapped(dialect, usable, work):
-                old = [retired[t] for t in plan.tables if tables[t].ref in existing]
                 _retire(dialect, usable, repoint, old, reporter)
                 return done
             left = _drop_all(dialect, usable, attempt.created)
@@ -423,7 +424,6 @@ def _load_shadowed(
         if error is None:
             raise
         raise error from None
-    old = [retired[t] for t in plan.tables if tables[t].ref in existing]
     _retire(dialect, conn, repoint, old, reporter)
     return done
 
